@@ -1,0 +1,92 @@
+"""overseer_nb: run a graph of jobs from a Jupyter notebook, Overseer's way.
+
+Declare a graph (job type -> parent job types), write one handler per job
+type, and ``run`` it: ready jobs run in parallel on an ipyparallel cluster.
+``import overseer_nb`` stays light: ipyparallel, zmq and widgets are
+imported only when a run or a display needs them.
+"""
+
+from __future__ import annotations
+
+from .api import last_run, run
+from .cluster import stop_cluster, use_cluster
+from .errors import (
+    ArgsError,
+    ClusterError,
+    CycleError,
+    GraphError,
+    HandlerError,
+    InvalidHandlerError,
+    JobNameError,
+    JobRunningError,
+    MissingHandlerError,
+    OverseerError,
+    ParentsError,
+    RunError,
+    SelfDependencyError,
+    UnknownJobError,
+    UnknownParentError,
+)
+from .executors import ThreadExecutor
+from .graph import JobGraph
+from .handlers import handler, harness, validate_graph_handlers
+from .job import Job
+from .records import Attempt, ErrorInfo, JobRecord
+from .run import Run
+from .signals import abort, abort_silent, fault
+from .states import DISPLAY_STATES, STATUSES
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "JobGraph",
+    "Job",
+    "Run",
+    "JobRecord",
+    "Attempt",
+    "ErrorInfo",
+    "run",
+    "last_run",
+    "fault",
+    "abort",
+    "abort_silent",
+    "harness",
+    "handler",
+    "validate_graph_handlers",
+    "use_cluster",
+    "stop_cluster",
+    "ThreadExecutor",
+    "STATUSES",
+    "DISPLAY_STATES",
+    "OverseerError",
+    "GraphError",
+    "CycleError",
+    "UnknownParentError",
+    "SelfDependencyError",
+    "JobNameError",
+    "ParentsError",
+    "HandlerError",
+    "MissingHandlerError",
+    "InvalidHandlerError",
+    "RunError",
+    "UnknownJobError",
+    "JobRunningError",
+    "ClusterError",
+    "ArgsError",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext overseer_nb``: register the magics and the ``Overseer`` configuration."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext overseer_nb``: remove what ``load_ipython_extension`` added."""
+    from .magics import unload
+
+    unload(ipython)

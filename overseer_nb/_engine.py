@@ -1,0 +1,199 @@
+"""What runs on an engine: one attempt of one job.
+
+Imported on the engines by reference, so everything it needs is here or in
+the small modules it imports (``job``, ``signals``). It never raises: every
+outcome, including a handler that cannot be loaded, comes back as a dict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import pickle
+import sys
+import time
+import traceback
+from typing import Any
+
+from .job import Job
+from .signals import Abort, Fault
+
+__all__ = ["run_attempt", "BoundedText"]
+
+_HERE = __file__
+
+
+class BoundedText(io.TextIOBase):
+    """A text sink that keeps the first and last ``limit // 2`` characters.
+
+    Whatever is written is also passed on to ``echo`` (the engine's own stream,
+    which ipyparallel forwards live), so a job that dies keeps what it printed.
+    """
+
+    def __init__(self, limit: int, echo: Any = None):
+        self.limit, self.echo = limit, echo
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail = io.StringIO()
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.echo is not None:
+            try:
+                self.echo.write(text)
+            except Exception:  # a broken echo must not fail the job
+                self.echo = None
+        half = self.limit // 2
+        if self._head_len < half:
+            take = text[: half - self._head_len]
+            self._head.append(take)
+            self._head_len += len(take)
+            text = text[len(take):]
+        if text:
+            self._tail.write(text)
+            if self._tail.tell() > 2 * half:
+                kept = self._tail.getvalue()[-half:]
+                self.dropped += self._tail.tell() - len(kept)
+                self._tail = io.StringIO()
+                self._tail.write(kept)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.echo is not None:
+            with contextlib.suppress(Exception):
+                self.echo.flush()
+
+    def getvalue(self) -> str:
+        tail = self._tail.getvalue()
+        half = self.limit // 2
+        dropped = self.dropped + max(0, len(tail) - half)
+        tail = tail[-half:] if len(tail) > half else tail
+        head = "".join(self._head)
+        if dropped:
+            return f"{head}\n[... {dropped} characters not kept ...]\n{tail}"
+        return head + tail
+
+
+def plain_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` as plain text, starting at the user's code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _HERE:
+        tb = tb.tb_next
+    return "".join(traceback.TracebackException(type(exc), exc, tb).format())
+
+
+def _error(exc: BaseException, ename: str | None = None, evalue: str | None = None) -> dict:
+    return {
+        "ename": ename or type(exc).__name__,
+        "evalue": str(exc) if evalue is None else evalue,
+        "traceback": plain_traceback(exc),
+    }
+
+
+def _loads(blob: bytes | None) -> Any:
+    return None if blob is None else pickle.loads(blob)
+
+
+def run_attempt(
+    meta: dict,
+    handler_blob: bytes,
+    args_blob: bytes,
+    inputs: dict[str, bytes | None],
+    max_result_bytes: int,
+    capture_limit: int = 1_000_000,
+) -> dict:
+    """Run one attempt of one job and describe how it ended.
+
+    meta: ``id``, ``type``, ``run_id``, ``attempt``. handler_blob: the pickled
+    ``(pre_process, process, post_process)`` stages. Returns a dict with
+    ``kind`` (ok, fault, abort, error, interrupted), ``result`` (pickled
+    bytes), ``error``, ``message``, ``silent``, ``stdout``, ``stderr``,
+    ``started``, ``ended``.
+    """
+    started = time.time()
+    out = BoundedText(capture_limit, sys.stdout)
+    err = BoundedText(capture_limit, sys.stderr)
+    report: dict[str, Any] = {"kind": "ok", "started": started}
+    job_type = meta["type"]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            report.update(_run_stages(meta, handler_blob, args_blob, inputs, max_result_bytes))
+    except BaseException as exc:  # noqa: BLE001 - every outcome is reported, never raised
+        report.update(kind="error", error=_error(exc, evalue=f"{exc} (while running {job_type!r})"))
+    out.flush()
+    err.flush()
+    report.update(stdout=out.getvalue(), stderr=err.getvalue(), ended=time.time())
+    return report
+
+
+def _run_stages(meta, handler_blob, args_blob, inputs, max_result_bytes) -> dict:
+    job_type = meta["type"]
+    try:
+        pre, process, post = _loads(handler_blob)
+        args = _loads(args_blob)
+        loaded = {parent: _loads(blob) for parent, blob in inputs.items()}
+    except Exception as exc:
+        missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+        fix = (
+            f"install {missing!r} where the engines run"
+            if missing
+            else "make sure the engines have the same packages as the notebook"
+        )
+        return {
+            "kind": "error",
+            "error": _error(exc, evalue=f"the handler of {job_type!r} or its inputs cannot be loaded on the engine: {exc}; {fix}"),
+        }
+    job = Job(meta["id"], job_type, meta["run_id"], args, meta["attempt"], loaded)
+    try:
+        if pre is not None:
+            new_job = pre(job)
+            job = job if new_job is None else new_job
+        result = process(job)
+        if post is not None:
+            result = post(job, result)
+    except Fault as exc:
+        return {"kind": "fault", "message": str(exc), "error": _error(exc)}
+    except Abort as exc:
+        return {"kind": "abort", "message": str(exc), "silent": exc.silent, "error": None if exc.silent else _error(exc)}
+    except KeyboardInterrupt as exc:
+        return {"kind": "interrupted", "error": _error(exc, evalue="the job was interrupted")}
+    except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this job
+        return {"kind": "error", "error": _error(exc)}
+    return _pack_result(job_type, result, max_result_bytes)
+
+
+def _pack_result(job_type: str, result: Any, max_result_bytes: int) -> dict:
+    import cloudpickle
+
+    try:
+        blob = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:  # noqa: BLE001
+        return {
+            "kind": "error",
+            "error": _error(
+                exc,
+                ename="UnpicklableResult",
+                evalue=(
+                    f"the result of {job_type!r} ({type(result).__name__}) cannot be pickled "
+                    f"to send it back: {exc}. Return plain data (numbers, strings, lists, dicts, "
+                    "arrays), or write it to a file and return the path."
+                ),
+            ),
+        }
+    if len(blob) > max_result_bytes:
+        return {
+            "kind": "error",
+            "error": {
+                "ename": "ResultTooLarge",
+                "evalue": (
+                    f"the result of {job_type!r} is {len(blob):,} bytes pickled, over "
+                    f"max_result_bytes={max_result_bytes:,}. Write large data to a file and "
+                    "return its path, or raise max_result_bytes."
+                ),
+                "traceback": "",
+            },
+        }
+    return {"kind": "ok", "result": blob}

@@ -1,0 +1,215 @@
+"""Which ipyparallel cluster runs the jobs: the shared local one, or one the user points at.
+
+Nothing here is imported by ``import overseer_nb``; ipyparallel is imported
+the first time a cluster is needed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from typing import Any
+
+from .errors import ClusterError
+
+__all__ = ["use_cluster", "stop_cluster", "current_client", "LOCAL_CONTROLLER_ARGS"]
+
+log = logging.getLogger("overseer_nb")
+
+# Heartbeats every 0.5 s, 3 misses: a lost engine host is noticed in ~2 s
+# instead of ~36 s with ipyparallel's defaults.
+LOCAL_CONTROLLER_ARGS = [
+    "--HeartMonitor.period=500",
+    "--HeartMonitor.max_heartmonitor_misses=3",
+]
+
+_lock = threading.RLock()
+_state: dict[str, Any] = {"client": None, "cluster": None, "owned": False, "engines": None}
+
+
+def _ipp():
+    try:
+        import ipyparallel
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise ClusterError(
+            "ipyparallel is not installed; pip install ipyparallel (overseer_nb depends on it)"
+        ) from exc
+    return ipyparallel
+
+
+def use_cluster(
+    client_or_cluster: Any = None,
+    *,
+    engines: int | None = None,
+    profile: str | None = None,
+    cluster_id: str | None = None,
+    url_file: str | None = None,
+) -> Any:
+    """Set the cluster later runs use by default, and return its ``ipyparallel.Client``.
+
+    Give one of: an ``ipyparallel.Client`` or ``Cluster``; ``profile`` and/or
+    ``cluster_id`` of a running cluster (``ipcluster start --profile P``);
+    ``url_file``, a ``ipcontroller-client.json`` file; or ``engines=N`` to
+    start a local cluster of N engines now (stopping a local one started
+    before). With nothing, start the local cluster if none is running.
+    """
+    chosen = [name for name, v in (("client_or_cluster", client_or_cluster), ("engines", engines), ("url_file", url_file)) if v is not None]
+    if profile is not None or cluster_id is not None:
+        chosen.append("profile/cluster_id")
+    if len(chosen) > 1:
+        raise ClusterError(
+            f"use_cluster takes one way to find a cluster, got {', '.join(chosen)}; "
+            "pass only one of them"
+        )
+    with _lock:
+        if client_or_cluster is not None:
+            client, cluster = _from_object(client_or_cluster)
+            _set(client, cluster, owned=False)
+        elif url_file is not None or profile is not None or cluster_id is not None:
+            _set(_connect(profile=profile, cluster_id=cluster_id, url_file=url_file), None, owned=False)
+        else:
+            if engines is not None or not _state["owned"]:
+                stop_cluster()
+                _start_local(engines)
+        return _state["client"]
+
+
+def current_client(cluster: Any = None) -> tuple[Any, Any]:
+    """``(client, cluster)`` for a run: ``cluster`` if given, else the default, started if needed."""
+    if cluster is not None:
+        return _from_object(cluster)
+    with _lock:
+        if _state["client"] is None:
+            _start_local(None)
+        return _state["client"], _state["cluster"]
+
+
+def stop_cluster() -> None:
+    """Stop the local cluster overseer_nb started; forget a cluster it only connected to."""
+    with _lock:
+        client, cluster, owned = _state["client"], _state["cluster"], _state["owned"]
+        _state.update(client=None, cluster=None, owned=False, engines=None)
+    if client is not None:
+        try:
+            client.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+    if owned and cluster is not None:
+        try:
+            cluster.stop_cluster_sync()
+        except Exception as exc:  # pragma: no cover
+            log.warning("stopping the local cluster: %s", exc)
+
+
+def describe() -> dict[str, Any]:
+    """What the default cluster is: engines, where it runs, whether overseer_nb started it."""
+    with _lock:
+        client, cluster, owned = _state["client"], _state["cluster"], _state["owned"]
+    if client is None:
+        return {"connected": False}
+    info = {"connected": True, "engines": len(client.ids), "owned": owned}
+    if cluster is not None:
+        info.update(profile=cluster.profile, cluster_id=cluster.cluster_id)
+    return info
+
+
+def _set(client: Any, cluster: Any, *, owned: bool) -> None:
+    if _state["client"] is not None and _state["client"] is not client:
+        stop_cluster()
+    _state.update(client=client, cluster=cluster, owned=owned)
+
+
+def _from_object(obj: Any) -> tuple[Any, Any]:
+    ipp = _ipp()
+    if isinstance(obj, ipp.Client):
+        return obj, None
+    if isinstance(obj, ipp.Cluster):
+        try:
+            return obj.connect_client_sync(), obj
+        except Exception as exc:
+            raise ClusterError(
+                f"cannot connect to the ipyparallel Cluster {obj.cluster_id!r}: {exc}. "
+                "Start it first (cluster.start_cluster_sync())."
+            ) from exc
+    raise ClusterError(
+        f"cluster= takes an ipyparallel Client or Cluster, got {type(obj).__name__}; "
+        "e.g. cluster=ipyparallel.Client(profile='mpi')"
+    )
+
+
+def _connect(*, profile, cluster_id, url_file) -> Any:
+    ipp = _ipp()
+    kwargs: dict[str, Any] = {}
+    if url_file is not None:
+        if not os.path.exists(url_file):
+            raise ClusterError(
+                f"connection file {url_file!r} does not exist; it is the "
+                "ipcontroller-client.json written by the controller (ipcluster start)"
+            )
+        kwargs["url_file"] = url_file
+    if profile is not None:
+        kwargs["profile"] = profile
+    if cluster_id is not None:
+        kwargs["cluster_id"] = cluster_id
+    try:
+        return ipp.Client(**kwargs, timeout=10)
+    except Exception as exc:
+        where = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ClusterError(
+            f"cannot connect to the ipyparallel cluster ({where}): {exc}. "
+            "Start it first, e.g. ipcluster start --daemonize --profile=NAME"
+        ) from exc
+
+
+def _start_local(engines: int | None) -> None:
+    ipp = _ipp()
+    n = engines if engines is not None else _default_engines()
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ClusterError(f"engines must be a whole number >= 1, got {n!r}")
+    cluster = ipp.Cluster(
+        n=n,
+        controller_ip="127.0.0.1",
+        controller_args=list(LOCAL_CONTROLLER_ARGS),
+        log_level=logging.WARNING,
+    )
+    try:
+        client = cluster.start_and_connect_sync(n=n)
+    except Exception as exc:
+        try:
+            cluster.stop_cluster_sync()
+        except Exception:
+            pass
+        raise ClusterError(f"cannot start a local ipyparallel cluster of {n} engines: {exc}") from exc
+    _state.update(client=client, cluster=cluster, owned=True, engines=n)
+    _keep_engines(client, cluster, n)
+
+
+def _default_engines() -> int:
+    from .config import defaults
+
+    return defaults().engines or os.cpu_count() or 1
+
+
+def _keep_engines(client: Any, cluster: Any, n: int) -> None:
+    """Start a replacement engine when one of the local cluster's engines dies."""
+
+    def on_change(event: dict) -> None:
+        if event.get("event") != "unregister" or _state["cluster"] is not cluster:
+            return
+        threading.Thread(target=_replace, daemon=True, name="overseer-replace-engine").start()
+
+    def _replace() -> None:
+        with _lock:
+            if _state["cluster"] is not cluster or len(client.ids) >= n:
+                return
+            try:
+                cluster.start_engines_sync(n=1)
+            except Exception as exc:  # pragma: no cover
+                log.warning("could not start a replacement engine: %s", exc)
+
+    client._registration_callbacks.append(on_change)
+
+
+atexit.register(stop_cluster)

@@ -1,0 +1,86 @@
+"""Configuration, the Jupyter way: ``c.Overseer.engines = 4``, ``%config Overseer.max_faults = 3``."""
+
+from __future__ import annotations
+
+from traitlets import Float, Int, Unicode, Union, default
+from traitlets.config import Configurable
+
+from .options import RunOptions
+
+__all__ = ["Overseer", "defaults", "set_defaults"]
+
+
+class Overseer(Configurable):
+    """Options of overseer_nb; each is read when a run or the local cluster starts."""
+
+    engines = Int(
+        0, help="Engines of the local cluster overseer_nb starts (0: one per CPU)."
+    ).tag(config=True)
+    retries = Int(0, help="Automatic retries of a job after an ordinary exception.").tag(config=True)
+    retry_delay = Float(1.0, help="Seconds before an automatic retry.").tag(config=True)
+    timeout = Union(
+        [Float(), Unicode()],
+        allow_none=True,
+        default_value=None,
+        help="Seconds a job may run before it is interrupted and failed (None: no limit).",
+    ).tag(config=True)
+    max_faults = Int(5, help="Faults (ov.fault) after which a job fails.").tag(config=True)
+    fault_backoff = Float(
+        1.0, help="Seconds of backoff after a job's first fault; doubles with each fault."
+    ).tag(config=True)
+    fault_backoff_max = Float(60.0, help="Cap of the fault backoff, in seconds.").tag(config=True)
+    max_engine_losses = Int(
+        3, help="Engines a job may lose (engine died mid-job) before it fails."
+    ).tag(config=True)
+    kill_grace = Float(
+        5.0, help="Seconds between interrupting a job (timeout, cancel) and killing its engine."
+    ).tag(config=True)
+    max_result_bytes = Int(
+        256 * 2**20, help="Largest pickled result a job may return, in bytes."
+    ).tag(config=True)
+    journal = Unicode(
+        "",
+        help="Path of the SQLite journal ('' : the user's Jupyter data directory; "
+        "':memory:' for none on disk). The OVERSEER_NB_JOURNAL environment variable wins.",
+    ).tag(config=True)
+    update_interval = Float(
+        0.1, help="Seconds between updates of a live graph widget (at most ~10 a second)."
+    ).tag(config=True)
+
+    @default("timeout")
+    def _timeout_default(self):
+        return None
+
+    def run_options(self) -> RunOptions:
+        """The :class:`RunOptions` these settings give."""
+        timeout = self.timeout
+        if isinstance(timeout, str):
+            timeout = None if timeout.strip().lower() in ("", "none") else float(timeout)
+        return RunOptions(
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+            timeout=timeout,
+            max_faults=self.max_faults,
+            fault_backoff=self.fault_backoff,
+            fault_backoff_max=self.fault_backoff_max,
+            max_engine_losses=self.max_engine_losses,
+            kill_grace=self.kill_grace,
+            max_result_bytes=self.max_result_bytes,
+        )
+
+
+_current: list[Overseer] = []
+
+
+def defaults() -> Overseer:
+    """The settings in force (the IPython extension's, or plain defaults)."""
+    if not _current:
+        _current.append(Overseer())
+    return _current[-1]
+
+
+def set_defaults(settings: Overseer | None) -> None:
+    """Make ``settings`` the ones in force (``None``: back to plain defaults)."""
+    _current.clear()
+    if settings is not None:
+        _current.append(settings)

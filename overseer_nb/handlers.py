@@ -1,0 +1,198 @@
+"""Handlers: a function ``f(job)`` or a lifecycle mapping, and Overseer's harness."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidHandlerError, MissingHandlerError
+from .graph import JobGraph
+from .options import JOB_OPTION_NAMES
+
+__all__ = [
+    "STAGES",
+    "Lifecycle",
+    "lifecycle",
+    "harness",
+    "handler",
+    "validate_graph_handlers",
+    "current_handler",
+]
+
+STAGES = ("pre_process", "process", "post_process")
+_ARITY = {"pre_process": 1, "process": 1, "post_process": 2}
+_MARK = "__overseer__"
+
+
+def identity_pre_process(job):
+    """The pre_process stage of a handler that has none: the job unchanged."""
+    return job
+
+
+def identity_post_process(job, result):
+    """The post_process stage of a handler that has none: the result unchanged."""
+    return result
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """A handler in its full form: three stages and the job type's own options."""
+
+    process: Callable[[Any], Any]
+    pre_process: Callable[[Any], Any] | None = None
+    post_process: Callable[[Any, Any], Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def lifecycle(job_type: str, handler: Any) -> Lifecycle:
+    """Normalise ``handler`` of ``job_type`` to a :class:`Lifecycle`.
+
+    Raises :class:`InvalidHandlerError` naming the job type and what is wrong.
+    """
+    if isinstance(handler, Lifecycle):
+        return handler
+    if isinstance(handler, Mapping):
+        unknown = sorted(set(handler) - set(STAGES) - set(JOB_OPTION_NAMES))
+        if unknown:
+            raise InvalidHandlerError(
+                f"the handler of {job_type!r} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"valid keys: {', '.join(STAGES + JOB_OPTION_NAMES)}"
+            )
+        if "process" not in handler:
+            raise InvalidHandlerError(
+                f"the lifecycle handler of {job_type!r} has no 'process' stage; "
+                "add 'process': f(job) (pre_process and post_process are optional)"
+            )
+        stages = {s: handler.get(s) for s in STAGES}
+        options = {k: handler[k] for k in JOB_OPTION_NAMES if k in handler}
+    elif callable(handler):
+        stages = {"process": handler, "pre_process": None, "post_process": None}
+        options = dict(getattr(handler, _MARK, {}).get("options", {}))
+    else:
+        raise InvalidHandlerError(
+            f"the handler of {job_type!r} is a {type(handler).__name__} ({handler!r:.60}); "
+            "a handler is a function f(job) or a dict with 'process' "
+            "(and optionally 'pre_process', 'post_process')"
+        )
+    for stage, fn in stages.items():
+        if fn is None:
+            continue
+        if not callable(fn):
+            raise InvalidHandlerError(
+                f"stage {stage!r} of the handler of {job_type!r} is a {type(fn).__name__}, "
+                "not a function"
+            )
+        _check_arity(job_type, stage, fn)
+    return Lifecycle(options=options, **stages)
+
+
+def _check_arity(job_type: str, stage: str, fn: Callable) -> None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins and some C callables: nothing to check
+    try:
+        sig.bind(*range(_ARITY[stage]))
+    except TypeError:
+        wanted = "(job, result)" if stage == "post_process" else "(job)"
+        name = getattr(fn, "__name__", stage)
+        raise InvalidHandlerError(
+            f"{stage} of {job_type!r} ({name}{sig}) cannot be called as {stage}{wanted}; "
+            f"define it as def {name}{wanted}: ..."
+        ) from None
+
+
+def harness(handler: Any, wrapper: Callable[[Callable], Callable], stage: str = "process") -> dict:
+    """Wrap one stage of ``handler`` with ``wrapper``, as Overseer's harness does.
+
+    ``wrapper(f)`` returns a function with the same signature as ``f``. A stage
+    the handler lacks is given as an identity function first, so a harness on
+    ``pre_process`` or ``post_process`` always applies. Returns a lifecycle dict.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    life = lifecycle("<harnessed>", handler)
+    stages = {
+        "pre_process": life.pre_process or identity_pre_process,
+        "process": life.process,
+        "post_process": life.post_process or identity_post_process,
+    }
+    stages[stage] = wrapper(stages[stage])
+    if not callable(stages[stage]):
+        raise TypeError(f"the harness wrapper returned {stages[stage]!r}, not a function")
+    return {**stages, **life.options}
+
+
+def handler(job_type: str | Callable | None = None, **options: Any) -> Callable:
+    """Mark a function as the handler of ``job_type``, with per-job options.
+
+    ``@ov.handler("process-1a", retries=2, timeout=60)``. Options: retries,
+    retry_delay, timeout, max_faults. ``%%overseer_handlers`` binds marked
+    functions by their job type; ``ov.run`` reads their options.
+    """
+    unknown = sorted(set(options) - set(JOB_OPTION_NAMES))
+    if unknown:
+        raise TypeError(
+            f"unknown handler option(s) {', '.join(unknown)}; valid: {', '.join(JOB_OPTION_NAMES)}"
+        )
+
+    def mark(fn: Callable) -> Callable:
+        setattr(fn, _MARK, {"job_type": name, "options": options})
+        return fn
+
+    if callable(job_type):  # bare @ov.handler
+        name = None
+        return mark(job_type)
+    name = job_type
+    return mark
+
+
+def marked_job_type(fn: Any) -> str | None:
+    """The job type ``fn`` was bound to with :func:`handler`, if any."""
+    return getattr(fn, _MARK, {}).get("job_type") if callable(fn) else None
+
+
+def validate_graph_handlers(graph: JobGraph | Mapping, handlers: Mapping[str, Any]) -> dict[str, Lifecycle]:
+    """Check that every job type of ``graph`` has a usable handler.
+
+    Returns job type -> :class:`Lifecycle`. Raises :class:`MissingHandlerError`
+    naming every job type without one, or :class:`InvalidHandlerError` naming a
+    handler that is not a function or lifecycle mapping.
+    """
+    graph = graph if isinstance(graph, JobGraph) else JobGraph(graph)
+    if not isinstance(handlers, Mapping):
+        raise InvalidHandlerError(
+            f"handlers must be a dict of job type -> handler, got {type(handlers).__name__}"
+        )
+    missing = [job for job in graph if job not in handlers]
+    if missing:
+        raise MissingHandlerError(missing)
+    return {job: lifecycle(job, handlers[job]) for job in graph}
+
+
+def current_handler(fn: Any) -> Any:
+    """The newest definition of a notebook function.
+
+    A function defined at the top level of ``__main__`` (a notebook cell) and
+    later redefined under the same name resolves to the new one, so a retry runs
+    the code as it is now.
+    """
+    if not inspect.isfunction(fn) or fn.__module__ != "__main__" or fn.__qualname__ != fn.__name__:
+        return fn
+    newer = fn.__globals__.get(fn.__name__)
+    return newer if inspect.isfunction(newer) else fn
+
+
+def current_lifecycle(job_type: str, handler: Any) -> Lifecycle:
+    """:func:`lifecycle` of ``handler`` with each stage resolved by :func:`current_handler`."""
+    if callable(handler) and not isinstance(handler, Mapping):
+        handler = current_handler(handler)
+    life = lifecycle(job_type, handler)
+    return Lifecycle(
+        process=current_handler(life.process),
+        pre_process=current_handler(life.pre_process) if life.pre_process else None,
+        post_process=current_handler(life.post_process) if life.post_process else None,
+        options=life.options,
+    )

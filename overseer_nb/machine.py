@@ -1,0 +1,576 @@
+"""The run state machine: events in, transitions and instructions out.
+
+Pure and synchronous: no threads, no I/O, no clock of its own (every event
+carries its time). The run loop feeds it what the executor reports and what the
+user asks for, and carries out the instructions it returns.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import JobRunningError, RunError, UnknownJobError
+from .graph import JobGraph
+from .options import RunOptions, backoff_delay
+from .records import Attempt, ErrorInfo, JobRecord, Outcome
+from .states import (
+    ABORTED,
+    FAILED,
+    FINISHED,
+    STARTED,
+    UNSTARTED,
+    check_transition,
+    display_state,
+)
+
+__all__ = [
+    "Transition",
+    "Submit",
+    "Interrupt",
+    "Withdraw",
+    "Step",
+    "RunMachine",
+]
+
+_BAD = (FAILED, ABORTED)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A job's stored status changed."""
+
+    job: str
+    old: str
+    new: str
+    reason: str
+    attempt: int
+    at: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Send attempt ``attempt`` of ``job`` to the cluster with its parents' results."""
+
+    job: str
+    attempt: int
+    inputs: dict[str, bytes]
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Interrupt a running attempt; kill its engine if it still runs ``kill_after`` s later."""
+
+    job: str
+    attempt: int
+    engine: Any
+    kill_after: float
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """Drop a submitted attempt that no engine has taken yet."""
+
+    job: str
+    attempt: int
+
+
+@dataclass
+class Step:
+    """What one event did: transitions, display changes, instructions."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    display: dict[str, str] = field(default_factory=dict)
+    instructions: list[Submit | Interrupt | Withdraw] = field(default_factory=list)
+    selected: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.transitions or self.display or self.instructions)
+
+
+@dataclass
+class _Job:
+    status: str = UNSTARTED
+    attempt: int = 0
+    submitted: bool = False  # the current attempt was sent and has not ended
+    waiting_reason: str | None = None
+    faults: int = 0
+    losses: int = 0
+    auto_retries: int = 0
+    not_before: float = 0.0
+    engine: Any = None
+    pending: int = 0  # parents not finished
+    blocked: bool = False  # some ancestor failed or aborted
+
+
+class RunMachine:
+    """The state of one run of ``graph``.
+
+    ``job_options`` maps job types to their own :class:`RunOptions` (a job
+    type's handler overrides); others use ``options``.
+    """
+
+    def __init__(
+        self,
+        graph: JobGraph,
+        options: RunOptions | None = None,
+        job_options: dict[str, RunOptions] | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.graph = graph
+        self.options = options or RunOptions()
+        self.job_options = dict(job_options or {})
+        self.rng = rng or random.Random()
+        self.cancelled = False
+        self.held = False  # submit nothing (the journal cannot be written)
+        self.records = {job: JobRecord(job) for job in graph}
+        self._jobs = {job: _Job(pending=len(graph.parents(job))) for job in graph}
+        self._rank = {job: i for i, job in enumerate(graph.topological_order())}
+        self._ready: set[str] = {job for job in graph if not graph.parents(job)}
+        self._timers: list[tuple[float, str, int]] = []  # (when, job, attempt): backoffs
+        self._deadlines: list[tuple[float, str, int]] = []  # timeouts of running attempts
+        self._inflight: set[str] = set()  # submitted, not ended
+
+    # -- reading ---------------------------------------------------------
+    def status(self, job: str) -> str:
+        """Stored status of ``job``."""
+        return self._jobs[job].status
+
+    def display_state(self, job: str) -> str:
+        """Derived display state of ``job``."""
+        j = self._jobs[job]
+        return display_state(j.status, blocked=j.blocked, waiting_reason=j.waiting_reason)
+
+    def is_idle(self) -> bool:
+        """True when nothing runs, nothing waits to be sent and no backoff is pending."""
+        return not (self._inflight or self._runnable() or self._timers)
+
+    def next_wakeup(self) -> float | None:
+        """The earliest time a backoff ends or a timeout fires, or None."""
+        times = [t[0] for t in self._timers[:1] + self._deadlines[:1]]
+        return min(times) if times else None
+
+    def options_for(self, job: str) -> RunOptions:
+        return self.job_options.get(job, self.options)
+
+    def inflight(self) -> dict[str, tuple[int, Any]]:
+        """Job -> (attempt, engine) for every attempt sent and not ended."""
+        return {job: (self._jobs[job].attempt, self._jobs[job].engine) for job in self._inflight}
+
+    def _runnable(self) -> bool:
+        return bool(self._ready) and not (self.cancelled or self.held)
+
+    # -- events from the executor ------------------------------------------
+    def tick(self, now: float) -> Step:
+        """Time passed: end backoffs, fire timeouts, send what is ready."""
+        step = Step()
+        while self._timers and self._timers[0][0] <= now:
+            _, job, attempt = heapq.heappop(self._timers)
+            j = self._jobs[job]
+            if j.attempt == attempt and j.status == UNSTARTED and j.pending == 0:
+                self._ready.add(job)
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, job, attempt = heapq.heappop(self._deadlines)
+            j = self._jobs[job]
+            if j.attempt == attempt and j.status == STARTED:
+                self._time_out(step, job, now)
+        self._schedule(step, now)
+        return step
+
+    def started(self, job: str, attempt: int, engine: Any, at: float) -> Step:
+        """An engine took attempt ``attempt`` of ``job``."""
+        step = Step()
+        j = self._jobs[job]
+        if j.attempt != attempt or j.status != UNSTARTED or not j.submitted:
+            return step  # late news of an attempt already ended or superseded
+        self._start(step, job, engine, at)
+        self._schedule(step, at)
+        return step
+
+    def ended(self, job: str, attempt: int, outcome: Outcome, at: float) -> Step:
+        """Attempt ``attempt`` of ``job`` ended with ``outcome``."""
+        step = Step()
+        j = self._jobs[job]
+        if j.attempt != attempt or not j.submitted:
+            return step  # fenced: a result of an attempt that no longer counts
+        if outcome.kind == "unsendable":
+            self._end_attempt(job, outcome, "failed", at)
+            self._fail(step, job, "not sendable", at, outcome.error)
+            self._schedule(step, at)
+            return step
+        if j.status == UNSTARTED:  # the reply overtook the news that it started
+            self._start(step, job, outcome.engine, outcome.started or at)
+        handler = getattr(self, f"_on_{outcome.kind}")
+        handler(step, job, outcome, at)
+        self._schedule(step, at)
+        return step
+
+    def engine_lost(self, engine: Any, at: float, message: str = "", partial: dict | None = None) -> Step:
+        """``engine`` died: every attempt running on it goes back to unstarted.
+
+        ``partial`` maps (job, attempt) to the (stdout, stderr) it printed before.
+        """
+        step = Step()
+        partial = partial or {}
+        for job in sorted(self._inflight, key=self._rank.__getitem__):
+            j = self._jobs[job]
+            if j.status == STARTED and j.engine == engine:
+                out, err = partial.get((job, j.attempt), ("", ""))
+                lost = Outcome("lost", engine=engine, message=message, stdout=out, stderr=err)
+                self._on_lost(step, job, lost, at)
+        self._schedule(step, at)
+        return step
+
+    # -- outcomes ------------------------------------------------------------
+    def _on_ok(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        self._end_attempt(job, outcome, "finished", at)
+        self.records[job].result_bytes = outcome.result
+        self._move(step, job, FINISHED, "returned", at)
+        for child in self.graph.children(job):
+            c = self._jobs[child]
+            c.pending -= 1
+            if c.pending == 0 and c.status == UNSTARTED and not c.submitted:
+                self._ready.add(child)
+
+    def _on_fault(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        j, opts = self._jobs[job], self.options_for(job)
+        j.faults += 1
+        err = outcome.error or ErrorInfo("Fault", outcome.message)
+        self._end_attempt(job, outcome, "fault", at, err)
+        if j.faults >= opts.max_faults:
+            msg = f"faulted {j.faults} times (max_faults={opts.max_faults}); last fault: {outcome.message}"
+            self._fail(step, job, "faulted too often", at, ErrorInfo("FaultLimit", msg), msg)
+            return
+        delay = backoff_delay(j.faults, opts.fault_backoff, opts.fault_backoff_max, self.rng)
+        self._requeue(step, job, "fault", at, at + delay, f"fault {j.faults}: {outcome.message}")
+
+    def _on_abort(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        err = outcome.error or ErrorInfo("Abort", outcome.message)
+        self._end_attempt(job, outcome, "aborted", at, None if outcome.silent else err)
+        self._abort_tree(step, [job], "abort", at, outcome.message)
+
+    def _on_error(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        j, opts = self._jobs[job], self.options_for(job)
+        if j.auto_retries < opts.retries:
+            j.auto_retries += 1
+            self._end_attempt(job, outcome, "retry", at)
+            note = f"automatic retry {j.auto_retries} of {opts.retries} after {outcome.error}"
+            self._requeue(step, job, "automatic retry", at, at + opts.retry_delay, note)
+            return
+        self._end_attempt(job, outcome, "failed", at)
+        self._fail(step, job, "exception", at, outcome.error)
+
+    def _on_interrupted(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        self._on_error(step, job, outcome, at)
+
+    def _on_lost(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        j, opts = self._jobs[job], self.options_for(job)
+        j.losses += 1
+        self._end_attempt(job, outcome, "lost", at, ErrorInfo("EngineLost", outcome.message))
+        if j.losses >= opts.max_engine_losses:
+            msg = f"its engine was lost {j.losses} times (max_engine_losses={opts.max_engine_losses})"
+            self._fail(step, job, "engine lost too often", at, ErrorInfo("EngineLost", msg), msg)
+            return
+        self._requeue(step, job, "engine lost", at, at, outcome.message or "its engine was lost")
+
+    def _time_out(self, step: Step, job: str, at: float) -> None:
+        j, opts = self._jobs[job], self.options_for(job)
+        step.instructions.append(Interrupt(job, j.attempt, j.engine, opts.kill_grace))
+        err = ErrorInfo("TimeoutError", f"job {job!r} ran longer than its timeout of {opts.timeout:g} s")
+        if j.auto_retries < opts.retries:
+            j.auto_retries += 1
+            self._end_attempt(job, Outcome("error", error=err), "timeout", at, err)
+            note = f"automatic retry {j.auto_retries} of {opts.retries} after a timeout"
+            self._requeue(step, job, "automatic retry", at, at + opts.retry_delay, note)
+            return
+        self._end_attempt(job, Outcome("error", error=err), "timeout", at, err)
+        self._fail(step, job, "timeout", at, err)
+
+    def unsent(self, job: str, attempt: int) -> None:
+        """Forget attempt ``attempt`` of ``job``: it was never sent (the run is held)."""
+        j = self._jobs[job]
+        if j.attempt != attempt or not j.submitted or j.status != UNSTARTED:
+            return
+        self._inflight.discard(job)
+        j.submitted = False
+        j.attempt -= 1
+        self.records[job].attempts.pop()
+        if j.pending == 0:
+            self._ready.add(job)
+
+    # -- user commands ---------------------------------------------------------
+    def retry(self, job: str | None, at: float, *, dry_run: bool = False) -> Step:
+        """Retry failed/aborted jobs (all, or the subtree rooted at ``job``).
+
+        ``step.selected`` is the set of job types that run again.
+        """
+        if job is None:
+            roots = [j for j in self.graph if self._jobs[j].status in _BAD]
+        else:
+            self._check_known(job)
+            roots = [job]
+            self._check_retryable(job)
+        selected = self._retry_set(roots)
+        step = Step(selected=frozenset(selected))
+        if dry_run or not selected:
+            return step
+        self._reset(step, selected, "retry", at)
+        return step
+
+    def rerun(self, job: str, at: float, *, dry_run: bool = False) -> Step:
+        """Run ``job`` and all its descendants again, finished or not."""
+        self._check_known(job)
+        selected = {job} | self.graph.descendants(job)
+        busy = sorted(j for j in selected if j in self._inflight)
+        if busy:
+            raise JobRunningError(
+                f"cannot rerun {job!r}: {', '.join(map(repr, busy))} "
+                f"{'is' if len(busy) == 1 else 'are'} running now. Wait for "
+                f"{'it' if len(busy) == 1 else 'them'} to end (run.wait()) or cancel the run first."
+            )
+        step = Step(selected=frozenset(selected))
+        if not dry_run:
+            self._reset(step, selected, "rerun", at)
+        return step
+
+    def cancel(self, at: float) -> Step:
+        """Start nothing new; interrupt running jobs; abort every unfinished job."""
+        step = Step()
+        self.cancelled = True
+        self._timers.clear()
+        for job in self.graph.topological_order():
+            j = self._jobs[job]
+            if j.status in (UNSTARTED, STARTED):
+                self._stop_attempt(step, job, at)
+                self._move(step, job, ABORTED, "cancel", at, "the run was cancelled")
+        self._ready.clear()
+        self._refresh_blocked(step, [j for j in self.graph if self._jobs[j].status == ABORTED])
+        return step
+
+    def abort(self, job: str, at: float) -> Step:
+        """Abort ``job`` (unstarted or running) and every unfinished job depending on it."""
+        self._check_known(job)
+        status = self._jobs[job].status
+        if status not in (UNSTARTED, STARTED):
+            raise RunError(
+                f"cannot abort {job!r}: it is already {status}. Only unstarted or running "
+                "jobs can be aborted."
+            )
+        step = Step(selected=frozenset({job} | self.graph.descendants(job)))
+        self._abort_tree(step, [job], "abort", at, "aborted by the user")
+        self._schedule(step, at)
+        return step
+
+    def restore(self, job: str, status: str, attempts: list[Attempt], result: bytes | None, message: str = "") -> None:
+        """Set a job's state from a journal, before the run starts again.
+
+        A job found ``started`` goes back to ``unstarted``: its attempt was lost with its kernel.
+        """
+        j, rec = self._jobs[job], self.records[job]
+        j.status = UNSTARTED if status == STARTED else status
+        j.attempt = max((a.number for a in attempts), default=0)
+        rec.attempts = list(attempts)
+        rec.result_bytes = result
+        rec.message = message
+        rec.status = j.status
+
+    def finish_restore(self) -> Step:
+        """Recompute readiness and blocking after :meth:`restore` calls."""
+        step = Step()
+        for job in self.graph:
+            j = self._jobs[job]
+            j.pending = sum(self._jobs[p].status != FINISHED for p in self.graph.parents(job))
+        self._ready = {
+            job for job in self.graph
+            if self._jobs[job].status == UNSTARTED and self._jobs[job].pending == 0
+        }
+        self._refresh_blocked(step, list(self.graph))
+        for job in self.graph:
+            self._note_display(step, job)
+        return step
+
+    # -- helpers -------------------------------------------------------------
+    def _check_known(self, job: str) -> None:
+        if job not in self.graph:
+            self.graph.parents(job)  # raises UnknownJobError with a suggestion
+            raise UnknownJobError(job)
+
+    def _check_retryable(self, job: str) -> None:
+        j = self._jobs[job]
+        if j.status in _BAD:
+            return
+        if j.status == STARTED or job in self._inflight:
+            raise JobRunningError(
+                f"cannot retry {job!r}: it is running now (attempt {j.attempt}). "
+                "Wait for it to end (run.wait()) or cancel it first."
+            )
+        if j.status == FINISHED:
+            raise RunError(
+                f"cannot retry {job!r}: it finished. Use run.rerun({job!r}) to run it "
+                "and its descendants again."
+            )
+        if j.blocked:
+            culprits = sorted(
+                a for a in self.graph.ancestors(job) if self._jobs[a].status in _BAD
+            )
+            raise RunError(
+                f"cannot retry {job!r}: it has not run, it is blocked by "
+                f"{', '.join(map(repr, culprits))}. Retry that job, or run.retry() for all."
+            )
+        raise RunError(f"cannot retry {job!r}: it has not failed, it is waiting to run.")
+
+    def _retry_set(self, roots: list[str]) -> set[str]:
+        selected = set(roots)
+        candidates: set[str] = set()
+        for root in roots:
+            candidates |= {
+                d for d in self.graph.descendants(root)
+                if self._jobs[d].status in (UNSTARTED, FAILED, ABORTED) and d not in self._inflight
+            }
+        # a candidate runs only if no failed/aborted ancestor outside the set keeps it blocked
+        stays_blocked: set[str] = set()
+        for job in sorted(candidates - selected, key=self._rank.__getitem__):
+            for p in self.graph.parents(job):
+                bad = self._jobs[p].status in _BAD and p not in selected
+                if bad or p in stays_blocked or (self._jobs[p].blocked and p not in selected):
+                    stays_blocked.add(job)
+                    break
+            else:
+                selected.add(job)
+        return selected
+
+    def _reset(self, step: Step, selected: set[str], reason: str, at: float) -> None:
+        self.cancelled = False
+        order = sorted(selected, key=self._rank.__getitem__)
+        for job in order:
+            j = self._jobs[job]
+            j.faults = j.losses = j.auto_retries = 0
+            j.waiting_reason = None
+            if j.status != UNSTARTED:
+                self.records[job].result_bytes = None
+                self._move(step, job, UNSTARTED, reason, at)
+        touched = set(selected)
+        for job in selected:
+            touched.update(self.graph.children(job))
+        for job in touched:
+            j = self._jobs[job]
+            j.pending = sum(self._jobs[p].status != FINISHED for p in self.graph.parents(job))
+            if job not in self._inflight:
+                if j.status == UNSTARTED and j.pending == 0:
+                    self._ready.add(job)
+                else:
+                    self._ready.discard(job)
+        self._refresh_blocked(step, order)
+        self._schedule(step, at)
+
+    def _requeue(self, step: Step, job: str, reason: str, at: float, not_before: float, note: str) -> None:
+        j = self._jobs[job]
+        j.waiting_reason = reason
+        self._move(step, job, UNSTARTED, reason, at, note)
+        if not_before <= at:
+            self._ready.add(job)
+        else:
+            j.not_before = not_before
+            heapq.heappush(self._timers, (not_before, job, j.attempt))
+
+    def _fail(self, step: Step, job: str, reason: str, at: float, error: ErrorInfo | None, msg: str = "") -> None:
+        self._move(step, job, FAILED, reason, at, msg or (str(error) if error else ""))
+        self._refresh_blocked(step, [job])
+
+    def _abort_tree(self, step: Step, roots: list[str], reason: str, at: float, msg: str) -> None:
+        tree = set(roots)
+        for root in roots:
+            tree |= self.graph.descendants(root)
+        for job in sorted(tree, key=self._rank.__getitem__):
+            j = self._jobs[job]
+            if j.status not in (UNSTARTED, STARTED):
+                continue
+            why = reason if job in roots else "parent aborted"
+            self._stop_attempt(step, job, at)
+            self._move(step, job, ABORTED, why, at, msg if job in roots else f"a parent was aborted: {msg}")
+            self._ready.discard(job)
+        self._refresh_blocked(step, roots)
+
+    def _stop_attempt(self, step: Step, job: str, at: float) -> None:
+        """End the current attempt of ``job`` if it is queued or running."""
+        j = self._jobs[job]
+        if job not in self._inflight:
+            return
+        if j.status == STARTED:
+            step.instructions.append(Interrupt(job, j.attempt, j.engine, self.options_for(job).kill_grace))
+        else:
+            step.instructions.append(Withdraw(job, j.attempt))
+        self._end_attempt(job, Outcome("interrupted"), "cancelled", at)
+
+    def _start(self, step: Step, job: str, engine: Any, at: float) -> None:
+        j = self._jobs[job]
+        j.engine = engine
+        attempt = self.records[job].attempts[-1]
+        attempt.engine, attempt.start = engine, at
+        self._move(step, job, STARTED, "engine took it", at)
+        timeout = self.options_for(job).timeout
+        if timeout is not None:
+            heapq.heappush(self._deadlines, (at + timeout, job, j.attempt))
+
+    def _end_attempt(self, job: str, outcome: Outcome, label: str, at: float, error: ErrorInfo | None = None) -> None:
+        j = self._jobs[job]
+        self._inflight.discard(job)
+        j.submitted = False
+        attempt = self.records[job].attempts[-1]
+        attempt.outcome = label
+        if outcome.engine is not None and attempt.engine is None:
+            attempt.engine = outcome.engine
+        if attempt.start is None and outcome.started is not None:
+            attempt.start = outcome.started
+        attempt.end = outcome.ended if outcome.ended is not None else at
+        attempt.stdout = outcome.stdout or attempt.stdout
+        attempt.stderr = outcome.stderr or attempt.stderr
+        attempt.error = error if error is not None else outcome.error
+
+    def _schedule(self, step: Step, at: float) -> None:
+        if self.cancelled or self.held or not self._ready:
+            return
+        for job in sorted(self._ready, key=self._rank.__getitem__):
+            j = self._jobs[job]
+            j.attempt += 1
+            j.submitted = True
+            self._inflight.add(job)
+            self.records[job].attempts.append(Attempt(j.attempt))
+            inputs = {p: self.records[p].result_bytes for p in self.graph.parents(job)}
+            step.instructions.append(Submit(job, j.attempt, inputs))
+        self._ready.clear()
+
+    def _move(self, step: Step, job: str, new: str, reason: str, at: float, message: str = "") -> None:
+        j = self._jobs[job]
+        check_transition(j.status, new, reason)
+        old, j.status = j.status, new
+        if new != UNSTARTED:
+            j.waiting_reason = None
+        rec = self.records[job]
+        rec.status = new
+        rec.message = message
+        step.transitions.append(Transition(job, old, new, reason, j.attempt, at, message))
+        self._note_display(step, job)
+
+    def _note_display(self, step: Step, job: str) -> None:
+        state = self.display_state(job)
+        rec = self.records[job]
+        if rec.display_state != state or job in step.display:
+            rec.display_state = state
+            step.display[job] = state
+
+    def _refresh_blocked(self, step: Step, changed: Iterable[str]) -> None:
+        """Recompute ``blocked`` below ``changed`` jobs, in topological order."""
+        below: set[str] = set()
+        for job in changed:
+            below |= self.graph.descendants(job)
+        for job in sorted(below, key=self._rank.__getitem__):
+            j = self._jobs[job]
+            j.blocked = any(
+                self._jobs[p].status in _BAD or self._jobs[p].blocked for p in self.graph.parents(job)
+            )
+            self._note_display(step, job)

@@ -1,0 +1,104 @@
+"""What a run knows about each job: ``JobRecord``, its ``Attempt``s, their ``ErrorInfo``."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED"]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An error a job ended with: exception name, value and plain-text traceback."""
+
+    ename: str
+    evalue: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as reported from its engine.
+
+    kind: ``ok``, ``fault``, ``abort``, ``error``, ``interrupted``, ``lost``
+    (its engine died) or ``unsendable`` (it never reached an engine).
+    """
+
+    kind: str
+    result: bytes | None = None
+    error: ErrorInfo | None = None
+    message: str = ""
+    silent: bool = False
+    stdout: str = ""
+    stderr: str = ""
+    engine: Any = None
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass
+class Attempt:
+    """One try of a job on an engine.
+
+    outcome: None while queued or running, then ``finished``, ``failed``,
+    ``fault``, ``aborted``, ``timeout``, ``lost``, ``retry`` (failed, retried
+    automatically) or ``cancelled``.
+    """
+
+    number: int
+    engine: Any = None
+    start: float | None = None
+    end: float | None = None
+    stdout: str = ""
+    stderr: str = ""
+    error: ErrorInfo | None = None
+    outcome: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, None while it runs or if it never started."""
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+
+class _NotStored:
+    def __repr__(self) -> str:
+        return "<result not stored>"
+
+
+NOT_STORED = _NotStored()
+
+
+@dataclass
+class JobRecord:
+    """Everything known about one job of a run (a live view while the run goes on)."""
+
+    type: str
+    status: str = "unstarted"
+    display_state: str = "unstarted"
+    attempts: list[Attempt] = field(default_factory=list)
+    message: str = ""
+    result_bytes: bytes | None = field(default=None, repr=False)
+
+    @property
+    def result(self) -> Any:
+        """The job's result (None unless finished)."""
+        if self.status != "finished" or self.result_bytes is None:
+            return None
+        return pickle.loads(self.result_bytes)
+
+    @property
+    def engine(self) -> Any:
+        """The engine of the latest attempt, or None."""
+        return self.attempts[-1].engine if self.attempts else None
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        """The error of the latest attempt, or None."""
+        return self.attempts[-1].error if self.attempts else None
