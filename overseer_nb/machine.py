@@ -249,8 +249,9 @@ class RunMachine:
         self._requeue(step, job, "fault", at, at + delay, f"fault {j.faults}: {outcome.message}")
 
     def _on_abort(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
-        err = outcome.error or ErrorInfo("Abort", outcome.message)
-        self._end_attempt(job, outcome, "aborted", at, None if outcome.silent else err)
+        # a silent abort keeps its message but no traceback
+        err = ErrorInfo("Abort", outcome.message) if outcome.silent else outcome.error or ErrorInfo("Abort", outcome.message)
+        self._end_attempt(job, outcome, "aborted", at, err)
         self._abort_tree(step, [job], "abort", at, outcome.message)
 
     def _on_error(self, step: Step, job: str, outcome: Outcome, at: float) -> None:

@@ -85,8 +85,8 @@ class Run:
     ):
         self.graph = graph
         self.handlers = handlers
+        self._args_blob = pickle_args({} if args is None else args)
         self.args = dict(args or {})
-        self._args_blob = pickle_args(self.args)
         self.options = options or RunOptions()
         self.run_id = run_id or new_run_id()
         self.executor = executor

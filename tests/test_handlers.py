@@ -1,0 +1,90 @@
+"""Handlers: lifecycle normalisation, harness, validation. No cluster."""
+
+import pytest
+
+import overseer_nb as ov
+from overseer_nb.handlers import current_handler, lifecycle
+
+G = ov.JobGraph({"a": [], "b": ["a"]})
+
+
+def test_missing_handlers_are_all_named():
+    with pytest.raises(ov.MissingHandlerError) as info:
+        ov.validate_graph_handlers(G, {})
+    assert info.value.missing == ["a", "b"]
+    assert "'a', 'b'" in str(info.value)
+
+
+def test_non_callable_handler_is_named():
+    with pytest.raises(ov.InvalidHandlerError, match="handler of 'b' is a int"):
+        ov.validate_graph_handlers(G, {"a": print, "b": 3})
+
+
+def test_lifecycle_needs_process_and_known_keys():
+    with pytest.raises(ov.InvalidHandlerError, match="no 'process' stage"):
+        lifecycle("a", {"pre_process": lambda job: job})
+    with pytest.raises(ov.InvalidHandlerError, match="unknown key.*'proces'"):
+        lifecycle("a", {"proces": lambda job: 1})
+
+
+def test_wrong_signature_is_refused_with_the_fix():
+    def a(job, extra):
+        return 1
+
+    with pytest.raises(ov.InvalidHandlerError, match=r"def a\(job\)"):
+        lifecycle("a", a)
+    with pytest.raises(ov.InvalidHandlerError, match=r"post_process.*\(job, result\)"):
+        lifecycle("a", {"process": lambda job: 1, "post_process": lambda job: 1})
+
+
+def test_harness_wraps_a_stage_and_fills_identity():
+    calls = []
+
+    def wrapper(f):
+        def wrapped(job, result):
+            calls.append(result)
+            return f(job, result) * 10
+
+        return wrapped
+
+    h = ov.harness(lambda job: 4, wrapper, stage="post_process")
+    assert h["post_process"]("job", 4) == 40 and calls == [4]
+    assert h["pre_process"]("job") == "job"
+    with pytest.raises(ValueError, match="stage must be one of"):
+        ov.harness(lambda job: 1, wrapper, stage="later")
+
+
+def test_handler_decorator_carries_options():
+    @ov.handler("process-1a", retries=2, timeout=5)
+    def process_1a(job):
+        return 1
+
+    life = lifecycle("process-1a", process_1a)
+    assert life.options == {"retries": 2, "timeout": 5}
+    with pytest.raises(TypeError, match="unknown handler option"):
+        ov.handler("x", retry=1)
+
+
+def test_options_reject_bad_values():
+    with pytest.raises(ValueError, match="max_faults must be a whole number >= 1"):
+        ov.run(G, {"a": print, "b": print}, max_faults=0, executor=ov.ThreadExecutor())
+    with pytest.raises(TypeError, match="unknown run option.*retires"):
+        ov.run(G, {"a": print, "b": print}, retires=1, executor=ov.ThreadExecutor())
+    with pytest.raises(ov.ArgsError, match="args must be a dict"):
+        ov.run(G, {"a": print, "b": print}, args=[1], executor=ov.ThreadExecutor())
+
+
+def test_unpicklable_args_name_the_key():
+    import threading
+
+    with pytest.raises(ov.ArgsError, match="'lock'"):
+        ov.run(G, {"a": print, "b": print}, args={"n": 1, "lock": threading.Lock()}, executor=ov.ThreadExecutor())
+
+
+def test_current_handler_follows_redefinition_in_main():
+    ns = {"__name__": "__main__"}
+    exec("def step(job):\n    return 1\n", ns)
+    old = ns["step"]
+    exec("def step(job):\n    return 2\n", ns)
+    assert current_handler(old) is ns["step"]
+    assert current_handler(len) is len
