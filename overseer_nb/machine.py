@@ -525,7 +525,7 @@ class RunMachine:
         attempt.outcome = label
         if outcome.engine is not None and attempt.engine is None:
             attempt.engine = outcome.engine
-        if attempt.start is None and outcome.started is not None:
+        if outcome.started is not None:  # the engine's own clock is the true start
             attempt.start = outcome.started
         attempt.end = outcome.ended if outcome.ended is not None else at
         attempt.stdout = outcome.stdout or attempt.stdout
