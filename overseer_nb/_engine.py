@@ -93,14 +93,15 @@ def _error(exc: BaseException, ename: str | None = None, evalue: str | None = No
     }
 
 
-def _loads(blob: bytes | None) -> Any:
-    return None if blob is None else pickle.loads(blob)
+def _loads(blob: Any) -> Any:
+    # an in-process executor passes objects as they are; engines get pickles
+    return pickle.loads(blob) if isinstance(blob, (bytes, bytearray)) else blob
 
 
 def run_attempt(
     meta: dict,
-    handler_blob: bytes,
-    args_blob: bytes,
+    handler_blob: bytes | tuple,
+    args_blob: bytes | dict,
     inputs: dict[str, bytes | None],
     max_result_bytes: int,
     capture_limit: int = 1_000_000,
@@ -108,7 +109,8 @@ def run_attempt(
     """Run one attempt of one job and describe how it ended.
 
     meta: ``id``, ``type``, ``run_id``, ``attempt``. handler_blob: the pickled
-    ``(pre_process, process, post_process)`` stages. Returns a dict with
+    ``(pre_process, process, post_process)`` stages (or the tuple itself, in
+    process); args_blob: the pickled args dict (or the dict). Returns a dict with
     ``kind`` (ok, fault, abort, error, interrupted), ``result`` (pickled
     bytes), ``error``, ``message``, ``silent``, ``stdout``, ``stderr``,
     ``started``, ``ended``.

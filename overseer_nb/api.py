@@ -10,6 +10,7 @@ from .executors import Executor
 from .graph import JobGraph
 from .handlers import validate_graph_handlers
 from .run import Run
+from .textlog import log_step
 
 __all__ = ["run", "last_run"]
 
@@ -60,6 +61,7 @@ def run(
         client, cl = current_client(cluster)
         executor = IPyParallelExecutor(client, cl)
     started = Run(graph, handlers, executor, args=args, options=opts)
+    started.subscribe(log_step)
     _last[:] = [started]
     return started.start()
 

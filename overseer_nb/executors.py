@@ -110,11 +110,14 @@ def outcome_from_report(report: dict, engine: Any) -> Outcome:
 class ThreadExecutor(Executor):
     """Runs attempts on threads of this process.
 
-    Handlers run in this interpreter, so nothing is shipped and an interrupt
+    Handlers run in this interpreter on the objects themselves (nothing is
+    pickled but results), so closures over locks or lists work; an interrupt
     cannot stop a running handler (its late result is ignored). Output capture
     redirects this process's ``sys.stdout`` while a job runs; keep
     ``workers=1`` where the output of each job matters.
     """
+
+    in_process = True  # handlers and args are passed as objects, not pickles
 
     def __init__(self, workers: int = 2):
         self.workers = workers

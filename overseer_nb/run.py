@@ -340,13 +340,17 @@ class Run:
             handler = self.handlers[job]
         except KeyError:
             return self._unsendable(ins, ErrorInfo("MissingHandler", f"no handler for {job!r} any more"))
+        in_process = getattr(self.executor, "in_process", False)
         try:
             life = current_lifecycle(job, handler)
-            key = (id(life.pre_process), id(life.process), id(life.post_process))
-            if key not in cache:
+            stages = (life.pre_process, life.process, life.post_process)
+            key = tuple(map(id, stages))
+            if in_process:
+                cache[key] = stages
+            elif key not in cache:
                 import cloudpickle
 
-                cache[key] = cloudpickle.dumps((life.pre_process, life.process, life.post_process))
+                cache[key] = cloudpickle.dumps(stages)
             blob = cache[key]
         except Exception as exc:
             return self._unsendable(
@@ -359,7 +363,8 @@ class Run:
                 ),
             )
         meta = {"id": f"{self.run_id}:{job}", "type": job, "run_id": self.run_id, "attempt": ins.attempt}
-        task = Task(job, ins.attempt, (meta, blob, self._args_blob, ins.inputs, opts.max_result_bytes))
+        args = self.args if in_process else self._args_blob
+        task = Task(job, ins.attempt, (meta, blob, args, ins.inputs, opts.max_result_bytes))
         try:
             self.executor.submit(task)
         except Exception as exc:
