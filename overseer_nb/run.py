@@ -385,10 +385,37 @@ class Run:
     def __repr__(self) -> str:
         return f"<{self.summary()}>"
 
+    @property
+    def widget(self) -> Any:
+        """The live graph widget of this run (one per run, made on first use)."""
+        with _WIDGET_LOCK:
+            if self.__dict__.get("_widget") is None:
+                from .widget import RunWidget  # widgets are imported only when shown
+
+                self._widget = RunWidget(self)
+            return self._widget
+
+    def _ipython_display_(self) -> None:
+        from .widget import display_run
+
+        display_run(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # for front ends that do not call _ipython_display_: the widget and a static picture
+        from .widget import static_bundle
+
+        bundle = static_bundle(self)
+        widget_bundle = self.widget._repr_mimebundle_()
+        if widget_bundle is not None:
+            bundle.update(widget_bundle[0])
+        return bundle
+
     def failed_jobs(self) -> dict[str, JobRecord]:
         """Job type -> record of every failed job."""
         return {job: rec for job, rec in self.jobs.items() if rec.status == FAILED}
 
+
+_WIDGET_LOCK = threading.Lock()
 
 _NO_ENGINES = "no engines: the cluster has no engine to run jobs; start engines and the run goes on"
 
