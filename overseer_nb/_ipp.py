@@ -4,60 +4,132 @@ One task per attempt on a load-balanced view. The engine that takes a task is
 learned from its first IOPub message, so a job shows ``started`` only when an
 engine really runs it, and an engine's death is acted on as soon as the
 controller unregisters it instead of after ipyparallel's 5 s grace period.
+
+All runs on one ``Client`` share one :class:`_Connection` (one registration
+callback, one watchdog, one table of engine processes); each run talks to it
+through its own :class:`IPyParallelExecutor`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 import time
+import weakref
 from typing import Any
 
 from ._engine import run_attempt
-from .executors import Ended, EngineLost, EnginesChanged, Executor, Started, Task, outcome_from_report
+from .executors import ClusterLost, Ended, EngineLost, EnginesChanged, Executor, Started, Task, outcome_from_report
 from .records import ErrorInfo, Outcome
 
-__all__ = ["IPyParallelExecutor"]
+__all__ = ["IPyParallelExecutor", "engine_identity"]
 
 log = logging.getLogger("overseer_nb")
+
+
+def engine_identity() -> tuple[int, str]:
+    """Run on an engine: its process id and host name."""
+    import os
+    import socket
+
+    return os.getpid(), socket.gethostname()
 
 
 class _Flight:
     """One submitted attempt: its AsyncResult and, once known, its engine."""
 
-    __slots__ = ("task", "ar", "engine", "started")
+    __slots__ = ("port", "task", "ar", "engine", "started")
 
-    def __init__(self, task: Task, ar: Any):
-        self.task, self.ar = task, ar
+    def __init__(self, port: IPyParallelExecutor, task: Task, ar: Any):
+        self.port, self.task, self.ar = port, task, ar
         self.engine: int | None = None
         self.started = False
 
 
 class IPyParallelExecutor(Executor):
-    """Runs attempts on the engines of an ipyparallel ``Client``."""
+    """Runs one run's attempts on the engines of an ipyparallel ``Client``.
+
+    ``cluster`` (an ``ipyparallel.Cluster``, optional) lets it start a
+    replacement for an engine it had to kill.
+    """
 
     def __init__(self, client: Any, cluster: Any = None):
         self.client = client
         self.cluster = cluster
-        self.view = client.load_balanced_view()
-        self._lock = threading.Lock()
-        self._flights: dict[tuple[str, int], _Flight] = {}
-        self._closed = False
+        self._conn = _Connection.for_client(client, cluster)
 
     def start(self, report) -> None:
         super().start(report)
-        self.client._registration_callbacks.append(self._on_registration)
+        self._conn.attach(self)
 
-    # -- submitting ---------------------------------------------------------
     def submit(self, task: Task) -> None:
+        self._conn.submit(self, task)
+
+    def interrupt(self, job: str, attempt: int, engine: Any, kill_after: float) -> None:
+        self._conn.interrupt(self, job, attempt, engine, kill_after)
+
+    def withdraw(self, job: str, attempt: int) -> None:
+        self._conn.withdraw(self, job, attempt)
+
+    def engine_count(self) -> int:
+        return len(self.client.ids)
+
+    def close(self) -> None:
+        self._conn.detach(self)
+
+    def describe(self) -> str:
+        return f"ipyparallel cluster with {len(self.client.ids)} engines"
+
+
+class _Connection:
+    """What all runs on one client share; see the module docstring."""
+
+    ping_interval = 1.0
+    ping_timeout = 5.0
+    _by_client: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    _create_lock = threading.Lock()
+
+    @classmethod
+    def for_client(cls, client: Any, cluster: Any) -> _Connection:
+        with cls._create_lock:
+            conn = cls._by_client.get(client)
+            if conn is None or conn.lost:
+                conn = cls._by_client[client] = cls(client)
+            if cluster is not None:
+                conn.cluster = cluster
+            return conn
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.cluster: Any = None
+        self.view = client.load_balanced_view()
+        self.lost = False
+        self._lock = threading.Lock()
+        self._ports: weakref.WeakSet = weakref.WeakSet()
+        self._flights: dict[tuple[int, str, int], _Flight] = {}
+        self._identities: dict[int, tuple[int, str]] = {}  # engine -> (pid, host)
+        self._watchdog: threading.Thread | None = None
+        client._registration_callbacks.append(self._on_registration)
+        for engine in list(client.ids):
+            self._learn_identity(engine)
+
+    def attach(self, port: IPyParallelExecutor) -> None:
+        self._ports.add(port)
+
+    def detach(self, port: IPyParallelExecutor) -> None:
+        self._ports.discard(port)
+
+    # -- submitting ----------------------------------------------------------------
+    def submit(self, port: IPyParallelExecutor, task: Task) -> None:
+        self._ensure_watchdog()
         ar = self.view.apply_async(run_attempt, *task.call_args)
-        flight = _Flight(task, ar)
-        key = (task.job, task.attempt)
+        flight = _Flight(port, task, ar)
         with self._lock:
-            self._flights[key] = flight
-        msg_future = ar._children[0]
-        msg_future.iopub_callbacks.append(lambda msg: self._on_iopub(flight, msg))
+            self._flights[(id(port), task.job, task.attempt)] = flight
+        ar._children[0].iopub_callbacks.append(lambda msg: self._on_iopub(flight, msg))
         # the engine may have spoken before the callback was in place
         md = self.client.metadata.get(ar.msg_ids[0]) or {}
         if md.get("engine_id") is not None:
@@ -77,62 +149,112 @@ class IPyParallelExecutor(Executor):
             if flight.started:
                 return
             flight.started, flight.engine = True, engine
-        self.report(Started(flight.task.job, flight.task.attempt, engine, time.time()))
+        flight.port.report(Started(flight.task.job, flight.task.attempt, engine, time.time()))
 
     def _on_done(self, flight: _Flight) -> None:
-        key = (flight.task.job, flight.task.attempt)
         with self._lock:
-            self._flights.pop(key, None)
-        ar = flight.ar
+            self._flights.pop((id(flight.port), flight.task.job, flight.task.attempt), None)
         engine = flight.engine
         try:
-            report = ar.get(0)
-            engine = ar.engine_id if engine is None else engine
+            report = flight.ar.get(0)
+            engine = flight.ar.engine_id if engine is None else engine
             outcome = outcome_from_report(report, engine)
         except Exception as exc:  # an infrastructure failure, not the handler's
-            outcome = self._infrastructure_outcome(exc, engine)
-        self.report(Ended(flight.task.job, flight.task.attempt, outcome, time.time()))
+            outcome = _infrastructure_outcome(exc, engine)
+        flight.port.report(Ended(flight.task.job, flight.task.attempt, outcome, time.time()))
 
-    def _infrastructure_outcome(self, exc: BaseException, engine: Any) -> Outcome:
-        from ipyparallel import error
+    # -- engines coming and going ----------------------------------------------------
+    def _learn_identity(self, engine: int) -> None:
+        try:
+            ar = self.client[engine].apply_async(engine_identity)
+        except Exception:  # the engine left already
+            return
 
-        if isinstance(exc, error.EngineError):
-            return Outcome("lost", engine=engine, message=str(exc))
-        if isinstance(exc, error.TaskAborted):
-            return Outcome("interrupted", engine=engine, message="withdrawn before it started")
-        if isinstance(exc, error.RemoteError):
-            info = ErrorInfo(exc.ename, exc.evalue, "\n".join(exc.traceback or []) if isinstance(exc.traceback, list) else str(exc.traceback or ""))
-            if exc.ename in ("ModuleNotFoundError", "ImportError") and "overseer_nb" in str(exc.evalue):
-                info = ErrorInfo(
-                    exc.ename,
-                    f"{exc.evalue}: the engines cannot import overseer_nb; install it "
-                    "(pip install overseer_nb) in the environment the engines run in",
-                    info.traceback,
-                )
-            return Outcome("error", error=info, engine=engine)
-        return Outcome("error", error=ErrorInfo(type(exc).__name__, str(exc)), engine=engine)
+        def store(_f: Any) -> None:
+            try:
+                self._identities[engine] = ar.get(0)
+            except Exception:
+                pass
 
-    # -- engines coming and going --------------------------------------------
+        ar.add_done_callback(store)
+
     def _on_registration(self, event: dict) -> None:
-        if self._closed:
+        if self.lost:
             return
         now = time.time()
-        if event.get("event") == "unregister":
-            engine = int(event["id"])
-            partial = {}
+        engine = int(event["id"])
+        if event.get("event") == "register":
+            self._learn_identity(engine)
+        elif event.get("event") == "unregister":
+            self._kill_orphan(engine)
             with self._lock:
                 flights = [f for f in self._flights.values() if f.engine == engine]
+            partial: dict[int, dict] = {}
             for f in flights:
                 md = self.client.metadata.get(f.ar.msg_ids[0]) or {}
-                partial[(f.task.job, f.task.attempt)] = (md.get("stdout") or "", md.get("stderr") or "")
-            self.report(EngineLost(engine, now, f"engine {engine} was lost while running the job", partial))
-        self.report(EnginesChanged(len(self.client.ids), now))
+                out = (md.get("stdout") or "", md.get("stderr") or "")
+                partial.setdefault(id(f.port), {})[(f.task.job, f.task.attempt)] = out
+            for port in list(self._ports):
+                msg = f"engine {engine} was lost while running the job"
+                port.report(EngineLost(engine, now, msg, partial.get(id(port), {})))
+        count = len(self.client.ids)
+        for port in list(self._ports):
+            port.report(EnginesChanged(count, now))
 
-    def engine_count(self) -> int:
-        return len(self.client.ids)
+    def _kill_orphan(self, engine: int) -> None:
+        """Kill a local engine process the controller gave up on (frozen, not dead).
 
-    # -- stopping work -----------------------------------------------------------
-    def interrupt(self, job: str, attempt: int, engine: Any, kill_after: float) -> None:
+        An engine that stopped answering heartbeats and comes back later lives
+        on as an orphan that never gets work; its late results are ignored.
+        """
+        pid, host = self._identities.pop(engine, (None, None))
+        if pid is None or host != socket.gethostname():
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return  # already gone, as a dead engine is
+        log.warning("engine %s (pid %s) was unregistered but alive; killed it", engine, pid)
+        self._replace_engine()
+
+    def _replace_engine(self) -> None:
+        from .cluster import is_default_local, replace_engines
+
+        if self.cluster is not None and not is_default_local(self.cluster):
+            replace_engines(self.cluster, self.client, len(self.client.ids) + 1)
+
+    # -- watching the controller -----------------------------------------------------
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, daemon=True, name="overseer-watchdog")
+            self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self.lost:
+            time.sleep(self.ping_interval)
+            with self._lock:
+                busy = bool(self._flights)
+            if not busy:
+                continue
+            try:
+                fut = self.client._send(
+                    self.client._query_stream, "queue_request", content={"targets": None, "verbose": False}
+                )
+                fut.result(timeout=self.ping_timeout)
+            except Exception as exc:
+                self.lost = True
+                msg = (
+                    f"the cluster stopped answering (no reply from its controller in "
+                    f"{self.ping_timeout:g} s: {type(exc).__name__}); running jobs were put back. "
+                    "Start or connect a cluster (ov.use_cluster(...)) and call run.resume() to go on."
+                )
+                log.error("overseer_nb: %s", msg)
+                for port in list(self._ports):
+                    port.report(ClusterLost(time.time(), msg))
+                return
+
+    # -- stopping work ------------------------------------------------------------------
+    def interrupt(self, port: IPyParallelExecutor, job: str, attempt: int, engine: Any, kill_after: float) -> None:
         if engine is None:
             return
         try:
@@ -140,36 +262,54 @@ class IPyParallelExecutor(Executor):
         except Exception as exc:
             log.warning("could not interrupt engine %s: %s", engine, exc)
             return
-        timer = threading.Timer(kill_after, self._kill_if_busy, (job, attempt, engine))
+        timer = threading.Timer(kill_after, self._kill_if_busy, (port, job, attempt, engine))
         timer.daemon = True
         timer.start()
 
-    def _kill_if_busy(self, job: str, attempt: int, engine: int) -> None:
+    def _kill_if_busy(self, port: IPyParallelExecutor, job: str, attempt: int, engine: int) -> None:
         with self._lock:
-            flight = self._flights.get((job, attempt))
+            flight = self._flights.get((id(port), job, attempt))
         if flight is None or flight.engine != engine or engine not in self.client.ids:
             return
         log.warning("engine %s did not stop job %r after an interrupt; killing it", engine, job)
+        pid, host = self._identities.get(engine, (None, None))
         try:
-            self.client.send_signal(signal.SIGKILL, targets=[engine], block=False)
+            if pid is not None and host == socket.gethostname():
+                os.kill(pid, signal.SIGKILL)
+            else:
+                self.client.send_signal(signal.SIGKILL, targets=[engine], block=False)
         except Exception as exc:
             log.warning("could not kill engine %s: %s", engine, exc)
+            return
+        self._replace_engine()
 
-    def withdraw(self, job: str, attempt: int) -> None:
+    def withdraw(self, port: IPyParallelExecutor, job: str, attempt: int) -> None:
         with self._lock:
-            flight = self._flights.get((job, attempt))
+            flight = self._flights.get((id(port), job, attempt))
         if flight is not None and not flight.started:
             try:
                 self.view.abort(flight.ar, block=False)
             except Exception as exc:
                 log.debug("could not withdraw %r: %s", job, exc)
 
-    def close(self) -> None:
-        self._closed = True
-        try:
-            self.client._registration_callbacks.remove(self._on_registration)
-        except ValueError:
-            pass
 
-    def describe(self) -> str:
-        return f"ipyparallel cluster with {len(self.client.ids)} engines"
+def _infrastructure_outcome(exc: BaseException, engine: Any) -> Outcome:
+    """The outcome of an attempt whose task failed outside ``run_attempt``."""
+    from ipyparallel import error
+
+    if isinstance(exc, error.EngineError):
+        return Outcome("lost", engine=engine, message=str(exc))
+    if isinstance(exc, error.TaskAborted):
+        return Outcome("interrupted", engine=engine, message="withdrawn before it started")
+    if isinstance(exc, error.RemoteError):
+        tb = exc.traceback
+        info = ErrorInfo(exc.ename, exc.evalue, "\n".join(tb) if isinstance(tb, list) else str(tb or ""))
+        if exc.ename in ("ModuleNotFoundError", "ImportError") and "overseer_nb" in str(exc.evalue):
+            info = ErrorInfo(
+                exc.ename,
+                f"{exc.evalue}: the engines cannot import overseer_nb; install it in the "
+                "environment the engines run in",
+                info.traceback,
+            )
+        return Outcome("error", error=info, engine=engine)
+    return Outcome("error", error=ErrorInfo(type(exc).__name__, str(exc)), engine=engine)

@@ -10,11 +10,12 @@ import atexit
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from .errors import ClusterError
 
-__all__ = ["use_cluster", "stop_cluster", "current_client", "LOCAL_CONTROLLER_ARGS"]
+__all__ = ["use_cluster", "stop_cluster", "current_client", "replace_engines", "LOCAL_CONTROLLER_ARGS"]
 
 log = logging.getLogger("overseer_nb")
 
@@ -110,6 +111,7 @@ def describe() -> dict[str, Any]:
     if client is None:
         return {"connected": False}
     info = {"connected": True, "engines": len(client.ids), "owned": owned}
+    info.update(profile=getattr(client, "profile", None), controller=getattr(client, "_config", {}).get("registration"))
     if cluster is not None:
         info.update(profile=cluster.profile, cluster_id=cluster.cluster_id)
     return info
@@ -196,20 +198,47 @@ def _keep_engines(client: Any, cluster: Any, n: int) -> None:
     """Start a replacement engine when one of the local cluster's engines dies."""
 
     def on_change(event: dict) -> None:
-        if event.get("event") != "unregister" or _state["cluster"] is not cluster:
-            return
-        threading.Thread(target=_replace, daemon=True, name="overseer-replace-engine").start()
-
-    def _replace() -> None:
-        with _lock:
-            if _state["cluster"] is not cluster or len(client.ids) >= n:
-                return
-            try:
-                cluster.start_engines_sync(n=1)
-            except Exception as exc:  # pragma: no cover
-                log.warning("could not start a replacement engine: %s", exc)
+        if event.get("event") == "unregister" and _state["cluster"] is cluster:
+            replace_engines(cluster, client, n)
 
     client._registration_callbacks.append(on_change)
+
+
+_starting: dict[int, int] = {}  # id(cluster) -> engines being started
+
+
+def replace_engines(cluster: Any, client: Any, target: int) -> None:
+    """Start engines in the background until ``cluster`` has ``target`` again.
+
+    Engines already being started count, so two callers asking at once do not
+    start too many. Replacement engines are bootstrapped like the first ones
+    (overseer_nb ships its tasks itself, so there is nothing to set up).
+    """
+    key = id(cluster)
+    with _lock:
+        missing = target - len(client.ids) - _starting.get(key, 0)
+        if missing <= 0:
+            return
+        _starting[key] = _starting.get(key, 0) + missing
+
+    def start() -> None:
+        try:
+            cluster.start_engines_sync(n=missing)
+            deadline = time.monotonic() + 30
+            while len(client.ids) < target and time.monotonic() < deadline:
+                time.sleep(0.1)
+        except Exception as exc:  # pragma: no cover - best effort
+            log.warning("could not start %d replacement engine(s): %s", missing, exc)
+        finally:
+            with _lock:
+                _starting[key] -= missing
+
+    threading.Thread(target=start, daemon=True, name="overseer-replace-engines").start()
+
+
+def is_default_local(cluster: Any) -> bool:
+    """True if ``cluster`` is the local cluster overseer_nb started (it replaces its own engines)."""
+    return cluster is not None and _state["owned"] and _state["cluster"] is cluster
 
 
 atexit.register(stop_cluster)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .records import ErrorInfo, Outcome
 
-__all__ = ["Task", "Started", "Ended", "EngineLost", "EnginesChanged", "Executor", "ThreadExecutor", "outcome_from_report"]
+__all__ = ["Task", "Started", "Ended", "EngineLost", "ClusterLost", "EnginesChanged", "Executor", "ThreadExecutor", "outcome_from_report"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,14 @@ class EngineLost:
     at: float
     message: str
     partial: dict  # (job, attempt) -> (stdout, stderr) printed before the loss
+
+
+@dataclass(frozen=True)
+class ClusterLost:
+    """The cluster stopped answering (its controller died or is unreachable)."""
+
+    at: float
+    message: str
 
 
 @dataclass(frozen=True)

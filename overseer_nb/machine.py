@@ -225,6 +225,32 @@ class RunMachine:
         self._schedule(step, at)
         return step
 
+    def cluster_lost(self, at: float, message: str) -> Step:
+        """The whole cluster stopped answering: hold the run, put every attempt back.
+
+        Running attempts go back to unstarted (``requeued``); queued ones are
+        forgotten. Nothing is submitted until :meth:`release` (a new cluster).
+        """
+        step = Step()
+        self.held = True
+        for job in sorted(self._inflight, key=self._rank.__getitem__):
+            j = self._jobs[job]
+            if j.status == STARTED:
+                self._end_attempt(job, Outcome("lost", message=message), "lost", at, ErrorInfo("ClusterLost", message))
+                j.waiting_reason = "engine lost"
+                self._move(step, job, UNSTARTED, "engine lost", at, message)
+                self._ready.add(job)
+            else:
+                self.unsent(job, j.attempt)
+        return step
+
+    def release(self, at: float) -> Step:
+        """Submit again after :meth:`cluster_lost` or a held journal."""
+        self.held = False
+        step = Step()
+        self._schedule(step, at)
+        return step
+
     # -- outcomes ------------------------------------------------------------
     def _on_ok(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         self._end_attempt(job, outcome, "finished", at)
@@ -392,6 +418,20 @@ class RunMachine:
         self._refresh_blocked(step, list(self.graph))
         for job in self.graph:
             self._note_display(step, job)
+        return step
+
+    def resume(self, jobs: Iterable[str], at: float) -> Step:
+        """Run ``jobs`` again after a restart: failed, aborted or finished ones go back to unstarted.
+
+        Reason ``resume``; the jobs become ready as their parents finish.
+        ``step.selected`` is ``jobs``.
+        """
+        selected = set(jobs)
+        for job in selected:
+            self._check_known(job)
+        step = Step(selected=frozenset(selected))
+        if selected:
+            self._reset(step, selected, "resume", at)
         return step
 
     # -- helpers -------------------------------------------------------------

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ArgsError
-from .executors import Ended, EngineLost, EnginesChanged, Executor, Started, Task
+from .executors import ClusterLost, Ended, EngineLost, EnginesChanged, Executor, Started, Task
 from .graph import JobGraph
 from .handlers import current_lifecycle
 from .machine import Interrupt, RunMachine, Step, Submit, Withdraw
@@ -208,6 +208,16 @@ class Run:
         """Abort ``job`` and every unfinished job depending on it; returns those job types."""
         return self._command(lambda now: self.machine.abort(job, now))
 
+    def resume(self, handlers: Mapping[str, Any] | None = None, **where: Any) -> Run:
+        """Run every job that did not finish (after ``overseer_nb.load_run``); return the run.
+
+        Finished jobs keep their results; see ``overseer_nb._resume.resume_run``
+        for the rules and the ``executor=`` / ``cluster=`` keywords.
+        """
+        from ._resume import resume_run
+
+        return resume_run(self, handlers, **where)
+
     def _command(self, fn: Callable[[float], Step], refresh: bool = False) -> set[str]:
         if threading.current_thread() is self._loop_thread:
             return set(self._apply_command(fn, refresh))
@@ -271,6 +281,10 @@ class Run:
                 self._handle(self.machine.ended(item.job, item.attempt, item.outcome, now))
             elif isinstance(item, EngineLost):
                 self._handle(self.machine.engine_lost(item.engine, now, item.message, item.partial))
+            elif isinstance(item, ClusterLost):
+                self.message = item.message
+                log.error("overseer_nb run %s: %s", self.run_id, item.message)
+                self._handle(self.machine.cluster_lost(now, item.message))
             elif isinstance(item, EnginesChanged):
                 self._engines_changed(item.count)
             elif item[0] == "command":
