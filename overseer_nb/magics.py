@@ -1,0 +1,312 @@
+"""The IPython extension: ``%load_ext overseer_nb`` adds these magics and the ``Overseer`` config.
+
+Each magic parses its line, looks names up in the user namespace and calls the
+public API (:class:`~overseer_nb.notebook.Notebook`, ``overseer_nb.cluster``);
+an :class:`~overseer_nb.errors.OverseerError` becomes a short ``UsageError``.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from . import cluster
+from .binding import defined_names
+from .config import Overseer, defaults, set_defaults
+from .errors import OverseerError
+from .notebook import Notebook
+from .tables import cluster_text, retry_text, status_table
+
+__all__ = ["OverseerMagics", "load", "unload"]
+
+
+def _usage_errors(fn):
+    """Turn the API's errors into IPython's one-line ``UsageError`` (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args):
+        try:
+            return fn(self, *args)
+        except OverseerError as exc:
+            raise UsageError(str(exc)) from None
+
+    return wrapper
+
+
+@magics_class
+class OverseerMagics(Magics):
+    """The ``%overseer_*`` magics over one :class:`Notebook` and one ``Overseer`` config."""
+
+    def __init__(self, shell, settings: Overseer):
+        super().__init__(shell)
+        self.settings = settings
+        self.notebook = Notebook(lambda: self.shell.user_ns)
+
+    @cell_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("name", metavar="NAME", help="the variable the graph is bound to")
+    def overseer_graph(self, line, cell):
+        """Declare a job graph, one job per line, and bind NAME to it.
+
+        Each line is `job: parent, parent`; a job with no parents is `job:` or
+        `job`; `#` starts a comment. Job types may contain `-` and `.`. A body
+        that is a Python expression (a dict job -> parents) is evaluated instead.
+
+        Example:
+
+            %%overseer_graph pipeline
+            start:
+            result1: start
+            result2: start
+            finish: result1, result2
+        """
+        args = parse_argstring(self.overseer_graph, line)
+        display(self.notebook.define_graph(args.name, cell, first_line=2))
+
+    @cell_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("name", metavar="NAME", help="the graph whose handlers the cell defines")
+    def overseer_handlers(self, line, cell):
+        """Run the cell, then bind its functions to the job types of graph NAME.
+
+        A top-level function (or lifecycle dict) named like a job type handles
+        it (`-` and `.` read as `_`: `process_1a` handles `process-1a`);
+        `@ov.handler("job-type")` binds a function explicitly. Running the cell
+        again replaces those handlers, also for retries of a run already going.
+
+        Example:
+
+            %%overseer_handlers pipeline
+            def start(job):
+                return job.args["n"]
+            def finish(job):
+                return sum(job.inputs.values())
+        """
+        args = parse_argstring(self.overseer_handlers, line)
+        self.notebook.graph(args.name, purpose=" to bind handlers to")
+        self._run_cell(cell)
+        ns = self.shell.user_ns
+        names = defined_names(self.shell.transform_cell(cell))
+        print(self.notebook.bind(args.name, {n: ns[n] for n in names if n in ns}))
+
+    @line_magic
+    @no_var_expand
+    @_usage_errors
+    @magic_arguments()
+    @argument("name", metavar="NAME", help="the graph to run (see %%%%overseer_graph)")
+    @argument("--args", nargs="+", metavar="JSON", help="the run's arguments, a JSON object")
+    @argument("--wait", action="store_true", help="block until the run can make no more progress")
+    @argument("--retries", type=int, metavar="N", help="automatic retries after an exception")
+    @argument("--retry-delay", type=float, metavar="S", help="seconds before an automatic retry")
+    @argument("--timeout", type=float, metavar="S", help="seconds a job may run before it fails")
+    @argument("--max-faults", type=int, metavar="N", help="faults (ov.fault) after which a job fails")
+    def overseer_run(self, line):
+        """Start running graph NAME with its handlers; show the run and return it.
+
+        Options not given come from the Overseer configuration
+        (`%config Overseer.max_faults = 3`).
+
+        Example:
+
+            run = %overseer_run pipeline --args '{"n": 10}' --retries 2
+            %overseer_run pipeline --wait
+        """
+        a = parse_argstring(self.overseer_run, line)
+        run = self.notebook.start(
+            a.name, args=" ".join(a.args) if a.args else None, retries=a.retries,
+            retry_delay=a.retry_delay, timeout=a.timeout, max_faults=a.max_faults,
+        )
+        return self._show(run, "overseer_run", wait=a.wait)
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("run", nargs="?", metavar="RUN", help="a variable holding a run, or a run id (default: the last run)")
+    def overseer_status(self, line):
+        """Show a table of a run's jobs: status, attempts, engine, duration, error.
+
+        Example:
+
+            %overseer_status
+            %overseer_status run2
+        """
+        args = parse_argstring(self.overseer_status, line)
+        return status_table(self.notebook.find_run(args.run))
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("job", nargs="?", metavar="JOB", help="retry the subtree rooted at this job (default: every failed job)")
+    @argument("--rerun", action="store_true", help="run JOB and all its descendants again, finished or not")
+    @argument("--dry-run", action="store_true", help="only say which jobs would run again")
+    @argument("--run", metavar="RUN", help="a variable holding a run, or a run id (default: the last run)")
+    def overseer_retry(self, line):
+        """Retry failed jobs and what they blocked, with the handlers as they are now.
+
+        Example:
+
+            %overseer_retry                 # every failed or aborted job
+            %overseer_retry result2         # only that subtree
+            %overseer_retry start --rerun --dry-run
+        """
+        a = parse_argstring(self.overseer_retry, line)
+        if a.rerun and not a.job:
+            raise UsageError("--rerun needs a JOB to rerun from, e.g. %overseer_retry start --rerun")
+        run = self.notebook.find_run(a.run)
+        selected = run.rerun(a.job, dry_run=a.dry_run) if a.rerun else run.retry(a.job, dry_run=a.dry_run)
+        print(retry_text(run, selected, rerun=a.rerun, dry_run=a.dry_run))
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("run", nargs="?", metavar="RUN", help="a variable holding a run, or a run id (default: the last run)")
+    def overseer_cancel(self, line):
+        """Cancel a run: no new job starts, running jobs are interrupted and aborted.
+
+        Example:
+
+            %overseer_cancel
+        """
+        args = parse_argstring(self.overseer_cancel, line)
+        print(f"cancelled: {self.notebook.find_run(args.run).cancel().summary()}")
+
+    @line_magic
+    @_usage_errors
+    def overseer_runs(self, line):
+        """List the runs in the journal, newest first (needs the journal: ov.runs()).
+
+        Example:
+
+            %overseer_runs
+        """
+        if line.strip():
+            raise UsageError(f"%overseer_runs takes no arguments, got {line.strip()!r}")
+        return self.notebook.journal("runs")()
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("run_id", metavar="RUN_ID", help="the id of a past run (see %%overseer_runs)")
+    @argument("--graph", metavar="NAME", help="the graph whose handlers to use (default: the one matching)")
+    def overseer_resume(self, line):
+        """Resume a past run from the journal: run only what did not finish.
+
+        The handlers are those bound to the notebook graph equal to the run's graph.
+
+        Example:
+
+            %overseer_resume 20261127-191000-3fa2c1
+        """
+        args = parse_argstring(self.overseer_resume, line)
+        return self._show(self.notebook.resume(args.run_id, graph_name=args.graph), "overseer_resume")
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("--engines", type=int, metavar="N", help="start a local cluster of N engines")
+    @argument("--profile", metavar="P", help="connect to the running cluster of this profile")
+    @argument("--cluster-id", metavar="ID", help="connect to the running cluster with this id")
+    @argument("--url-file", metavar="F", help="connect with this ipcontroller-client.json")
+    @argument("--stop", action="store_true", help="stop the local cluster (or forget a connected one)")
+    def overseer_cluster(self, line):
+        """Choose the cluster later runs use; with no option, show the one in use.
+
+        Example:
+
+            %overseer_cluster --engines 4
+            %overseer_cluster --profile mpi
+            %overseer_cluster --stop
+        """
+        a = parse_argstring(self.overseer_cluster, line)
+        where = dict(engines=a.engines, profile=a.profile, cluster_id=a.cluster_id, url_file=a.url_file)
+        where = {k: v for k, v in where.items() if v is not None}
+        if a.stop and where:
+            raise UsageError(f"--stop takes no other option, got --{', --'.join(where)}; stop first, then choose")
+        if a.stop:
+            info = cluster.describe()
+            cluster.stop_cluster()
+            return print(f"stopped: {cluster_text(info, 0)}" if info["connected"] else "no cluster in use")
+        if where:
+            cluster.use_cluster(**where)
+        print(cluster_text(cluster.describe(), self.settings.engines or os.cpu_count() or 1))
+
+    # -- helpers ---------------------------------------------------------------------
+    def _run_cell(self, cell: str) -> None:
+        """Run ``cell`` as a cell of its own; ``UsageError`` if it raised (its traceback is shown)."""
+        hook = self.shell.displayhook
+        outer = hook.exec_result
+        try:
+            result = self.shell.run_cell(cell, store_history=False)
+        finally:
+            hook.exec_result = outer  # the inner run resets it; the outer cell still needs it
+        if not result.success:
+            error = result.error_before_exec or result.error_in_exec
+            raise UsageError(
+                f"the cell raised {type(error).__name__}: {error}; no handler was bound. "
+                "Fix the cell and run it again."
+            )
+
+    def _show(self, run, magic: str, *, wait: bool = False):
+        """Display ``run`` once (by IPython's output when it is the cell's value), wait, return it."""
+        if not _is_cell_output(self.shell, magic):
+            display(run)
+        return run.wait() if wait else run
+
+
+def _is_cell_output(shell, magic: str) -> bool:
+    """True if the value of line magic ``magic`` is the current cell's output.
+
+    IPython then displays it; displaying it here as well would show it twice.
+    """
+    result = getattr(shell.displayhook, "exec_result", None)
+    info = getattr(result, "info", None)
+    if info is None or info.silent or shell.ast_node_interactivity == "none":
+        return False
+    try:
+        source = shell.transform_cell(info.raw_cell)
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    last = tree.body[-1] if tree.body else None
+    call = last.value if isinstance(last, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call)
+        and getattr(call.func, "attr", "") == "run_line_magic"
+        and bool(call.args)
+        and isinstance(call.args[0], ast.Constant)
+        and call.args[0].value == magic
+        and not shell.displayhook.semicolon_at_end_of_expression(source)
+    )
+
+
+def load(ipython) -> None:
+    """Register the magics and an ``Overseer`` configurable on ``ipython`` (again: replace them)."""
+    unload(ipython)
+    settings = Overseer(parent=ipython)  # reads c.Overseer.* from the shell's config
+    ipython.configurables.append(settings)  # so %config Overseer.x = y reaches it
+    set_defaults(settings)
+    ipython.register_magics(OverseerMagics(ipython, settings))
+
+
+def unload(ipython) -> None:
+    """Remove what :func:`load` added: the magics, the configurable, the defaults."""
+    magics = ipython.magics_manager.registry.pop(OverseerMagics.__name__, None)
+    if magics is None:
+        return
+    for kind, names in magics.magics.items():
+        table = ipython.magics_manager.magics[kind]
+        for name in names:
+            if getattr(table.get(name), "__self__", None) is magics:
+                del table[name]
+    if magics.settings in ipython.configurables:
+        ipython.configurables.remove(magics.settings)
+    if defaults() is magics.settings:
+        set_defaults(None)
