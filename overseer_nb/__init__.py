@@ -19,6 +19,7 @@ from .errors import (
     InvalidHandlerError,
     JobNameError,
     JobRunningError,
+    JournalError,
     MissingHandlerError,
     OverseerError,
     ParentsError,
@@ -31,6 +32,7 @@ from .executors import ThreadExecutor
 from .graph import JobGraph
 from .handlers import handler, harness, validate_graph_handlers
 from .job import Job
+from .journal import jobs_with_status, load_run, runs
 from .records import Attempt, ErrorInfo, JobRecord
 from .run import Run
 from .signals import abort, abort_silent, fault
@@ -47,6 +49,9 @@ __all__ = [
     "ErrorInfo",
     "run",
     "last_run",
+    "runs",
+    "load_run",
+    "jobs_with_status",
     "fault",
     "abort",
     "abort_silent",
@@ -73,6 +78,7 @@ __all__ = [
     "JobRunningError",
     "ClusterError",
     "ArgsError",
+    "JournalError",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]

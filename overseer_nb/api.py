@@ -29,6 +29,7 @@ def run(
     timeout: float | None = _UNSET,
     max_faults: int = _UNSET,
     executor: Executor | None = None,
+    journal: Any = None,
     **options: Any,
 ) -> Run:
     """Start running ``graph`` with ``handlers``; return the :class:`Run` at once.
@@ -46,14 +47,23 @@ def run(
     ``Overseer`` configuration.
     executor: run attempts somewhere else than a cluster, e.g.
     ``ThreadExecutor()`` (this process).
+    journal: where the run is journaled: a file path or ``":memory:"``;
+    default: ``OVERSEER_NB_JOURNAL``, else ``c.Overseer.journal``, else a file
+    in the Jupyter data directory; ``False``: not journaled.
 
-    Raises ``GraphError``/``HandlerError``/``ArgsError`` before anything runs.
+    Raises ``GraphError``/``HandlerError``/``ArgsError`` before anything runs,
+    ``JournalError`` if the journal cannot be written (nothing is submitted).
     """
     graph = graph if isinstance(graph, JobGraph) else JobGraph(graph)
     validate_graph_handlers(graph, handlers)
     given = dict(retries=retries, retry_delay=retry_delay, timeout=timeout, max_faults=max_faults)
     options.update({k: v for k, v in given.items() if v is not _UNSET})
     opts = defaults().run_options().with_changes(**options)
+    from .journal import attach, open_journal
+
+    book = open_journal(journal)  # before any cluster starts: a bad journal stops here
+    if book is not None:
+        book.require_writable()
     if executor is None:
         from ._ipp import IPyParallelExecutor
         from .cluster import current_client
@@ -62,6 +72,8 @@ def run(
         executor = IPyParallelExecutor(client, cl)
     started = Run(graph, handlers, executor, args=args, options=opts)
     started.subscribe(log_step)
+    if book is not None:
+        attach(started, book)
     _last[:] = [started]
     return started.start()
 

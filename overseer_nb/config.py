@@ -43,6 +43,16 @@ class Overseer(Configurable):
         help="Path of the SQLite journal ('' : the user's Jupyter data directory; "
         "':memory:' for none on disk). The OVERSEER_NB_JOURNAL environment variable wins.",
     ).tag(config=True)
+    journal_max_result_bytes = Int(
+        16 * 2**20,
+        help="Largest pickled result the journal stores, in bytes; a larger result is "
+        "marked not stored (resume re-runs that job only if a child that must run needs it).",
+    ).tag(config=True)
+    journal_max_output_chars = Int(
+        64 * 2**10,
+        help="Characters of each attempt's stdout and of its stderr the journal keeps "
+        "(the first and last halves, with a marker saying how much was left out).",
+    ).tag(config=True)
     update_interval = Float(
         0.1, help="Seconds between updates of a live graph widget (at most ~10 a second)."
     ).tag(config=True)

@@ -23,6 +23,7 @@ __all__ = [
     "JobRunningError",
     "ClusterError",
     "ArgsError",
+    "JournalError",
 ]
 
 
@@ -119,3 +120,7 @@ class ClusterError(OverseerError, RuntimeError):
 
 class ArgsError(OverseerError, ValueError):
     """The run's ``args`` cannot be used (not a dict, or not picklable)."""
+
+
+class JournalError(RunError):
+    """The run journal cannot be opened, read or written (the run submits nothing more)."""

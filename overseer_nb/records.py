@@ -71,6 +71,9 @@ class _NotStored:
     def __repr__(self) -> str:
         return "<result not stored>"
 
+    def __reduce__(self) -> str:
+        return "NOT_STORED"  # unpickles as the one NOT_STORED, so ``is`` works
+
 
 NOT_STORED = _NotStored()
 

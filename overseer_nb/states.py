@@ -37,20 +37,22 @@ REQUEUED = "requeued"
 DISPLAY_STATES = STATUSES + (BLOCKED, RETRYING, REQUEUED)
 
 # Every allowed move, with the reasons that may cause it. Overseer's own moves
-# first; the last three are the user's retry and rerun.
+# first; the last three are the user's retry, rerun and a resume after a restart.
 TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (UNSTARTED, STARTED): frozenset({"engine took it"}),
     (STARTED, FINISHED): frozenset({"returned"}),
     (STARTED, FAILED): frozenset(
         {"exception", "timeout", "faulted too often", "engine lost too often", "not sendable"}
     ),
-    (STARTED, UNSTARTED): frozenset({"fault", "engine lost", "automatic retry"}),
+    # resume: the kernel that ran it stopped mid-job
+    (STARTED, UNSTARTED): frozenset({"fault", "engine lost", "automatic retry", "resume"}),
     (STARTED, ABORTED): frozenset({"abort", "cancel", "parent aborted"}),
     (UNSTARTED, ABORTED): frozenset({"abort", "cancel", "parent aborted"}),
     (UNSTARTED, FAILED): frozenset({"not sendable"}),
     (FAILED, UNSTARTED): frozenset({"retry", "rerun", "resume"}),
     (ABORTED, UNSTARTED): frozenset({"retry", "rerun", "resume"}),
-    (FINISHED, UNSTARTED): frozenset({"rerun"}),
+    # resume: its result was not journaled and a child that must run needs it
+    (FINISHED, UNSTARTED): frozenset({"rerun", "resume"}),
 }
 
 REASONS = frozenset().union(*TRANSITIONS.values())
