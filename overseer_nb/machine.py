@@ -434,20 +434,6 @@ class RunMachine:
             self._reset(step, selected, "resume", at)
         return step
 
-    def resume(self, jobs: Iterable[str], at: float) -> Step:
-        """Run ``jobs`` again after a restart: failed, aborted or finished ones go back to unstarted.
-
-        Reason ``resume``; the jobs become ready as their parents finish.
-        ``step.selected`` is ``jobs``.
-        """
-        selected = set(jobs)
-        for job in selected:
-            self._check_known(job)
-        step = Step(selected=frozenset(selected))
-        if selected:
-            self._reset(step, selected, "resume", at)
-        return step
-
     # -- helpers -------------------------------------------------------------
     def _check_known(self, job: str) -> None:
         if job not in self.graph:

@@ -218,16 +218,6 @@ class Run:
 
         return resume_run(self, handlers, **where)
 
-    def resume(self, handlers: Mapping[str, Any] | None = None, **where: Any) -> Run:
-        """Run every job that did not finish (after ``overseer_nb.load_run``); return the run.
-
-        Finished jobs keep their results; see ``overseer_nb._resume.resume_run``
-        for the rules and the ``executor=`` / ``cluster=`` keywords.
-        """
-        from ._resume import resume_run
-
-        return resume_run(self, handlers, **where)
-
     def _command(self, fn: Callable[[float], Step], refresh: bool = False) -> set[str]:
         if threading.current_thread() is self._loop_thread:
             return set(self._apply_command(fn, refresh))
