@@ -199,3 +199,47 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int) -> dict:
             },
         }
     return {"kind": "ok", "result": blob}
+
+
+def _imported_names(code: Any) -> set[str]:
+    """Top-level module names a code object (and the code nested in it) imports."""
+    import dis
+
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        for ins in dis.get_instructions(co):
+            if ins.opname == "IMPORT_NAME" and isinstance(ins.argval, str):
+                names.add(ins.argval.split(".")[0])
+        stack.extend(c for c in co.co_consts if hasattr(c, "co_code"))
+    return names
+
+
+def preflight(handlers: dict[str, bytes]) -> dict[str, str]:
+    """Run on one engine before a run: job type -> why its handler cannot run here.
+
+    Loads each pickled handler (which imports the modules it refers to) and
+    checks that the modules its code imports can be found.
+    """
+    import importlib.util
+
+    problems: dict[str, str] = {}
+    for job, blob in handlers.items():
+        try:
+            stages = pickle.loads(blob)
+        except Exception as exc:
+            missing = getattr(exc, "name", None)
+            problems[job] = f"module {missing!r} is not installed on the engines" if missing else str(exc)
+            continue
+        for fn in stages:
+            code = getattr(fn, "__code__", None)
+            if code is None:
+                continue
+            for name in sorted(_imported_names(code)):
+                if name not in sys.modules and importlib.util.find_spec(name) is None:
+                    problems[job] = f"it imports {name!r}, which is not installed on the engines"
+                    break
+            if job in problems:
+                break
+    return problems

@@ -53,7 +53,7 @@ class IPyParallelExecutor(Executor):
     """Runs one run's attempts on the engines of an ipyparallel ``Client``.
 
     ``cluster`` (an ``ipyparallel.Cluster``, optional) lets it start a
-    replacement for an engine it had to kill.
+    replacement for every engine that dies, so a run can finish.
     """
 
     def __init__(self, client: Any, cluster: Any = None):
@@ -112,6 +112,7 @@ class _Connection:
         self._flights: dict[tuple[int, str, int], _Flight] = {}
         self._identities: dict[int, tuple[int, str]] = {}  # engine -> (pid, host)
         self._watchdog: threading.Thread | None = None
+        self._target = len(client.ids)  # engines to keep, when we may start some
         client._registration_callbacks.append(self._on_registration)
         for engine in list(client.ids):
             self._learn_identity(engine)
@@ -184,9 +185,11 @@ class _Connection:
         now = time.time()
         engine = int(event["id"])
         if event.get("event") == "register":
+            self._target = max(self._target, len(self.client.ids))
             self._learn_identity(engine)
         elif event.get("event") == "unregister":
             self._kill_orphan(engine)
+            self._replace_engine()
             with self._lock:
                 flights = [f for f in self._flights.values() if f.engine == engine]
             partial: dict[int, dict] = {}
@@ -215,13 +218,13 @@ class _Connection:
         except (ProcessLookupError, PermissionError):
             return  # already gone, as a dead engine is
         log.warning("engine %s (pid %s) was unregistered but alive; killed it", engine, pid)
-        self._replace_engine()
 
     def _replace_engine(self) -> None:
+        """Keep a cluster we may start engines on at its size (the default local one does so itself)."""
         from .cluster import is_default_local, replace_engines
 
         if self.cluster is not None and not is_default_local(self.cluster):
-            replace_engines(self.cluster, self.client, len(self.client.ids) + 1)
+            replace_engines(self.cluster, self.client, self._target)
 
     # -- watching the controller -----------------------------------------------------
     def _ensure_watchdog(self) -> None:
@@ -280,8 +283,6 @@ class _Connection:
                 self.client.send_signal(signal.SIGKILL, targets=[engine], block=False)
         except Exception as exc:
             log.warning("could not kill engine %s: %s", engine, exc)
-            return
-        self._replace_engine()
 
     def withdraw(self, port: IPyParallelExecutor, job: str, attempt: int) -> None:
         with self._lock:

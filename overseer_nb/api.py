@@ -8,6 +8,7 @@ from typing import Any
 from .config import defaults
 from .executors import Executor
 from .graph import JobGraph
+from ._preflight import check_handlers_on_engine
 from .handlers import validate_graph_handlers
 from .run import Run
 from .textlog import log_step
@@ -30,6 +31,7 @@ def run(
     max_faults: int = _UNSET,
     executor: Executor | None = None,
     journal: Any = None,
+    preflight: bool = True,
     **options: Any,
 ) -> Run:
     """Start running ``graph`` with ``handlers``; return the :class:`Run` at once.
@@ -47,6 +49,8 @@ def run(
     ``Overseer`` configuration.
     executor: run attempts somewhere else than a cluster, e.g.
     ``ThreadExecutor()`` (this process).
+    preflight: first check on one engine that every handler loads there and
+    that the modules it imports are installed (skipped if all engines are busy).
     journal: where the run is journaled: a file path or ``":memory:"``;
     default: ``OVERSEER_NB_JOURNAL``, else ``c.Overseer.journal``, else a file
     in the Jupyter data directory; ``False``: not journaled.
@@ -69,6 +73,8 @@ def run(
         from .cluster import current_client
 
         client, cl = current_client(cluster)
+        if preflight:
+            check_handlers_on_engine(client, graph, handlers)
         executor = IPyParallelExecutor(client, cl)
     started = Run(graph, handlers, executor, args=args, options=opts)
     started.subscribe(log_step)

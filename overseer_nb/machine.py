@@ -126,7 +126,7 @@ class RunMachine:
         self.job_options = dict(job_options or {})
         self.rng = rng or random.Random()
         self.cancelled = False
-        self.held = False  # submit nothing (the journal cannot be written)
+        self.holds: set[str] = set()  # why nothing may be submitted now (journal, no engines, ...)
         self.records = {job: JobRecord(job) for job in graph}
         self._jobs = {job: _Job(pending=len(graph.parents(job))) for job in graph}
         self._rank = {job: i for i, job in enumerate(graph.topological_order())}
@@ -144,6 +144,18 @@ class RunMachine:
         """Derived display state of ``job``."""
         j = self._jobs[job]
         return display_state(j.status, blocked=j.blocked, waiting_reason=j.waiting_reason)
+
+    @property
+    def held(self) -> bool:
+        """True while some hold keeps the run from submitting."""
+        return bool(self.holds)
+
+    @held.setter
+    def held(self, value: bool) -> None:
+        if value:
+            self.holds.add("held")
+        else:
+            self.holds.clear()
 
     def is_idle(self) -> bool:
         """True when nothing runs, nothing waits to be sent and no backoff is pending."""
@@ -225,28 +237,43 @@ class RunMachine:
         self._schedule(step, at)
         return step
 
-    def cluster_lost(self, at: float, message: str) -> Step:
-        """The whole cluster stopped answering: hold the run, put every attempt back.
+    def pause(self, reason: str, at: float) -> Step:
+        """Submit nothing until :meth:`release` of ``reason``; withdraw queued attempts.
 
-        Running attempts go back to unstarted (``requeued``); queued ones are
-        forgotten. Nothing is submitted until :meth:`release` (a new cluster).
+        Attempts that an engine already runs go on.
         """
         step = Step()
-        self.held = True
+        self.holds.add(reason)
         for job in sorted(self._inflight, key=self._rank.__getitem__):
             j = self._jobs[job]
-            if j.status == STARTED:
-                self._end_attempt(job, Outcome("lost", message=message), "lost", at, ErrorInfo("ClusterLost", message))
-                j.waiting_reason = "engine lost"
-                self._move(step, job, UNSTARTED, "engine lost", at, message)
-                self._ready.add(job)
-            else:
+            if j.status == UNSTARTED:
+                step.instructions.append(Withdraw(job, j.attempt))
                 self.unsent(job, j.attempt)
         return step
 
-    def release(self, at: float) -> Step:
-        """Submit again after :meth:`cluster_lost` or a held journal."""
-        self.held = False
+    def cluster_lost(self, at: float, message: str) -> Step:
+        """The whole cluster stopped answering: pause, and put running attempts back.
+
+        Running attempts go back to unstarted (``requeued``); queued ones are
+        forgotten. Nothing is submitted until ``release("cluster lost")``.
+        """
+        step = self.pause("cluster lost", at)
+        step.instructions.clear()  # nobody to withdraw them from
+        for job in sorted(self._inflight, key=self._rank.__getitem__):
+            j = self._jobs[job]
+            self._end_attempt(job, Outcome("lost", message=message), "lost", at, ErrorInfo("ClusterLost", message))
+            j.waiting_reason = "engine lost"
+            self._move(step, job, UNSTARTED, "engine lost", at, message)
+            if j.pending == 0:
+                self._ready.add(job)
+        return step
+
+    def release(self, reason: str | None, at: float) -> Step:
+        """Lift the hold ``reason`` (None: every hold) and submit what is ready."""
+        if reason is None:
+            self.holds.clear()
+        else:
+            self.holds.discard(reason)
         step = Step()
         self._schedule(step, at)
         return step
@@ -318,7 +345,7 @@ class RunMachine:
         self._fail(step, job, "timeout", at, err)
 
     def unsent(self, job: str, attempt: int) -> None:
-        """Forget attempt ``attempt`` of ``job``: it was never sent (the run is held)."""
+        """Forget attempt ``attempt`` of ``job``: it was never sent, or was withdrawn unstarted."""
         j = self._jobs[job]
         if j.attempt != attempt or not j.submitted or j.status != UNSTARTED:
             return

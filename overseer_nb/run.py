@@ -112,7 +112,7 @@ class Run:
         self.executor.start(self._post)
         count = self.executor.engine_count()
         if count == 0:
-            self.message = _NO_ENGINES
+            self._post(EnginesChanged(0, time.time()))
         self._post(("tick",))
         return self
 
@@ -297,12 +297,17 @@ class Run:
             log.exception("overseer_nb: error while handling %r", item)
 
     def _engines_changed(self, count: int) -> None:
-        old = self.message
-        if count == 0:
+        """No engines: pause (so ``wait`` returns and says so); engines back: go on."""
+        now = time.time()
+        if count == 0 and "no engines" not in self.machine.holds:
             self.message = _NO_ENGINES
-        elif self.message == _NO_ENGINES:
-            self.message = ""
-        if self.message != old:
+            log.warning("overseer_nb run %s: %s", self.run_id, _NO_ENGINES)
+            self._handle(self.machine.pause("no engines", now))
+            self._publish(Step(), critical=False)
+        elif count > 0 and "no engines" in self.machine.holds:
+            if self.message == _NO_ENGINES:
+                self.message = ""
+            self._handle(self.machine.release("no engines", now))
             self._publish(Step(), critical=False)
 
     def _handle(self, step: Step) -> None:
@@ -431,5 +436,8 @@ class Run:
 
 _WIDGET_LOCK = threading.Lock()
 
-_NO_ENGINES = "no engines: the cluster has no engine to run jobs; start engines and the run goes on"
+_NO_ENGINES = (
+    "no engines: the cluster has no engine to run jobs; nothing is submitted until "
+    "engines join (the run then goes on by itself)"
+)
 
