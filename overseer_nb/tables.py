@@ -22,7 +22,7 @@ class Table:
         widths = [max(len(r[i]) for r in (self.headers, *self.rows)) for i in range(len(self.headers))]
         lines = [self.title]
         for row in (self.headers, *self.rows):
-            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         return "\n".join(lines)
 
     __repr__ = __str__

@@ -364,3 +364,24 @@ def test_import_overseer_nb_imports_no_cluster_or_widget_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(not hasattr(ov, "load_run"), reason="no journal in this version")
+def test_resume_from_the_journal_uses_the_rebound_handlers(nb, tmp_path, capsys):
+    define_pipeline(nb, tmp_path, broken=True)
+    run = cell(nb, '%overseer_run pipeline --args {"n": 1} --wait')
+    assert run.statuses["result2"] == "failed"
+    cell(nb, HANDLERS.replace("{BROKEN}", ""))
+    resumed = cell(nb, f"%overseer_resume {run.run_id}")
+    resumed.wait(60)
+    assert resumed.results["finish"] == 304
+    assert {job: count(tmp_path, job) for job in run.graph} == {"start": 1, "result1": 1, "result2": 2, "finish": 1}
+    assert cell(nb, "%overseer_status").title.startswith(f"Run {resumed.run_id}")
+
+
+def test_every_configuration_option_has_help():
+    from overseer_nb.config import Overseer
+
+    traits = Overseer.class_traits(config=True)
+    assert {"engines", "max_faults", "timeout", "journal", "update_interval"} <= set(traits)
+    assert all(len(trait.help) > 10 for trait in traits.values()), [n for n, t in traits.items() if not t.help]
