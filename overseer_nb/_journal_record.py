@@ -18,6 +18,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ._journal_store import Journal
+from .errors import JournalError
 from .records import NOT_STORED, Attempt
 from .states import FINISHED
 
@@ -117,6 +118,7 @@ class Recorder:
         self.run_id = run.run_id
         self.max_result_bytes = max_result_bytes
         self.max_output_chars = max_output_chars
+        self.failed: JournalError | None = None  # the last write's error, None once one succeeds
 
     def register(self, run: Run) -> None:
         """Write (or take over) the run's row and one row per job; raises JournalError."""
@@ -145,7 +147,12 @@ class Recorder:
         # the machine has applied the step already: idle now means the run has
         # nothing left to do, so another process may resume it
         active = not run.machine.is_idle()
-        self.journal.write(_write_step, rid, step.transitions[-1].at, active, transitions, jobs, attempts)
+        try:
+            self.journal.write(_write_step, rid, step.transitions[-1].at, active, transitions, jobs, attempts)
+        except JournalError as exc:
+            self.failed = exc
+            raise
+        self.failed = None
 
     def attempt_row(self, job: str, a: Attempt) -> tuple:
         """The ``attempts`` row of attempt ``a`` of ``job``."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._journal_record import NOT_STORED_BYTES, Recorder
-from .errors import InvalidHandlerError, JournalError, RunError
+from .errors import InvalidHandlerError, RunError
 from .executors import Executor
 from .handlers import lifecycle
 from .run import Run
@@ -81,24 +81,35 @@ def resume_run(
         names = ", ".join(sorted(rerun))
         note += f"; {names} run{'s' if len(rerun) == 1 else ''} again: its result was not stored in the journal and a child needs it"
     log.info("overseer_nb run %s: %s", run.run_id, note)
-    run.machine.held = False
+    recorder = getattr(run, "_journal_recorder", None)
+    _hold(run.machine, "held", False)  # a journal that failed before: try again
     run.message = note
     if run._started:
         run._command(lambda now: run.machine.resume(reset, now))
     else:
         # applied before the executor starts, so no child of a job that runs
         # again is sent with the placeholder of its parent's result
-        run.machine.held = True
+        _hold(run.machine, "resume", True)
         step = run.machine.resume(reset, time.time())
-        recorder = getattr(run, "_journal_recorder", None)
         if recorder is not None:
             recorder(run, step)
         run._publish(step, critical=False)
-        run.machine.held = False
+        _hold(run.machine, "resume", False)
         run.start()
-    if run.machine.held:
-        raise JournalError(run.message)
+    if recorder is not None and recorder.failed is not None:
+        raise recorder.failed
     return run
+
+
+def _hold(machine: Any, reason: str, on: bool) -> None:
+    """Add or lift one hold of ``machine`` (named holds where it has them)."""
+    holds = getattr(machine, "holds", None)
+    if holds is None:
+        machine.held = on
+    elif on:
+        holds.add(reason)
+    else:
+        holds.discard(reason)
 
 
 def _unstored_parents(run: Run, must_run: set[str]) -> set[str]:
