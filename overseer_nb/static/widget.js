@@ -173,7 +173,7 @@ function render({ model, el }) {
     });
     const close = h("button", { class: "ov-close", type: "button", title: "close", "aria-label": "close", text: "×" });
     close.addEventListener("click", () => select(null));
-    panel.replaceChildren(
+    panel.replaceChildren(...[
       h("div", { class: "ov-panel-head" }, h("span", { class: "ov-panel-title", text: d.job }), close),
       h("div", { class: "ov-status" },
         h("span", { class: "ov-chip", "data-state": d.display_state },
@@ -186,7 +186,7 @@ function render({ model, el }) {
       section("stdout (tail)", d.stdout, "ov-stdout"),
       section("stderr (tail)", d.stderr, "ov-stderr"),
       d.result ? h("div", { class: "ov-result" }, h("span", { class: "ov-muted", text: "result: " }), h("code", { text: d.result })) : null,
-    );
+    ].filter((c) => c != null));
   }
 
   // -- previews and actions ------------------------------------------------------------------
