@@ -77,6 +77,11 @@ class IPyParallelExecutor(Executor):
     def engine_count(self) -> int:
         return len(self.client.ids)
 
+    def engines_coming(self) -> bool:
+        from .cluster import engines_starting
+
+        return self.cluster is not None and engines_starting(self.cluster)
+
     def close(self) -> None:
         self._conn.detach(self)
 
@@ -235,6 +240,8 @@ class _Connection:
     def _watch(self) -> None:
         while not self.lost:
             time.sleep(self.ping_interval)
+            if getattr(self.client, "_closed", False):
+                return  # closed on purpose: nothing is lost
             with self._lock:
                 busy = bool(self._flights)
             if not busy:
@@ -245,6 +252,8 @@ class _Connection:
                 )
                 fut.result(timeout=self.ping_timeout)
             except Exception as exc:
+                if getattr(self.client, "_closed", False):
+                    return
                 self.lost = True
                 msg = (
                     f"the cluster stopped answering (no reply from its controller in "

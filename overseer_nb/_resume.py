@@ -159,6 +159,8 @@ def _use_executor(run: Run, executor: Executor | None, cluster: Any) -> None:
         run.executor.close()
         executor.start(run._post)
     run.executor = executor
+    # the run is idle here; a lost cluster or a cluster without engines is behind it now
+    run.machine.holds -= {"cluster lost", "no engines"}
 
 
 def _owner(conn: sqlite3.Connection, run_id: str) -> dict | None:

@@ -204,36 +204,54 @@ def _keep_engines(client: Any, cluster: Any, n: int) -> None:
     client._registration_callbacks.append(on_change)
 
 
-_starting: dict[int, int] = {}  # id(cluster) -> engines being started
+# id(cluster) -> start times of engines asked for and not registered yet
+_pending: dict[int, list[float]] = {}
+_watched: set[int] = set()
+_PENDING_FOR = 30.0  # an engine that has not registered by then is not coming
 
 
 def replace_engines(cluster: Any, client: Any, target: int) -> None:
     """Start engines in the background until ``cluster`` has ``target`` again.
 
-    Engines already being started count, so two callers asking at once do not
-    start too many. Replacement engines are bootstrapped like the first ones
-    (overseer_nb ships its tasks itself, so there is nothing to set up).
+    Engines asked for and not registered yet count, so callers asking at once
+    do not start too many. Replacement engines need no set-up: overseer_nb
+    ships everything a task needs with the task.
     """
     key = id(cluster)
+    now = time.monotonic()
     with _lock:
-        missing = target - len(client.ids) - _starting.get(key, 0)
-        if missing <= 0:
-            return
-        _starting[key] = _starting.get(key, 0) + missing
+        if key not in _watched:
+            _watched.add(key)
+            client._registration_callbacks.append(lambda event: _registered(key, event))
+        pending = [t for t in _pending.get(key, []) if now - t < _PENDING_FOR]
+        missing = target - len(client.ids) - len(pending)
+        _pending[key] = pending + [now] * max(0, missing)
+    if missing <= 0:
+        return
 
     def start() -> None:
         try:
             cluster.start_engines_sync(n=missing)
-            deadline = time.monotonic() + 30
-            while len(client.ids) < target and time.monotonic() < deadline:
-                time.sleep(0.1)
         except Exception as exc:  # pragma: no cover - best effort
             log.warning("could not start %d replacement engine(s): %s", missing, exc)
-        finally:
             with _lock:
-                _starting[key] -= missing
+                del _pending[key][:missing]
 
     threading.Thread(target=start, daemon=True, name="overseer-replace-engines").start()
+
+
+def _registered(key: int, event: dict) -> None:
+    if event.get("event") == "register":
+        with _lock:
+            if _pending.get(key):
+                _pending[key].pop(0)
+
+
+def engines_starting(cluster: Any) -> bool:
+    """True while engines asked for by :func:`replace_engines` have not registered yet."""
+    now = time.monotonic()
+    with _lock:
+        return any(now - t < _PENDING_FOR for t in _pending.get(id(cluster), []))
 
 
 def is_default_local(cluster: Any) -> bool:

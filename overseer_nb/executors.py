@@ -91,6 +91,10 @@ class Executor:
         """How many engines can take work now (None: unknown)."""
         return None
 
+    def engines_coming(self) -> bool:
+        """True while new engines are being started (a run with none waits for them)."""
+        return False
+
     def close(self) -> None:
         """Stop reporting; release what was opened for this run."""
 

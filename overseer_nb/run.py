@@ -253,6 +253,8 @@ class Run:
         while True:
             wake = self.machine.next_wakeup()
             wait = None if wake is None else max(0.0, wake - time.time())
+            if self._waiting_for_engines():
+                wait = 1.0 if wait is None else min(wait, 1.0)
             try:
                 item = self._queue.get(timeout=wait)
             except queue.Empty:
@@ -266,7 +268,7 @@ class Run:
                     break
             self._handle(self.machine.tick(time.time()))
             with self._lock:
-                if self._queue.empty() and self.machine.is_idle():
+                if self._queue.empty() and self.machine.is_idle() and not self._waiting_for_engines():
                     self._loop_thread = None
                     self.ended = time.time()
                     self._idle.set()
@@ -295,6 +297,10 @@ class Run:
                     fut.set_exception(exc)
         except Exception:  # the loop must survive anything
             log.exception("overseer_nb: error while handling %r", item)
+
+    def _waiting_for_engines(self) -> bool:
+        """True while the run has none but the cluster is starting engines (keep waiting)."""
+        return "no engines" in self.machine.holds and self.executor.engines_coming()
 
     def _engines_changed(self, count: int) -> None:
         """No engines: pause (so ``wait`` returns and says so); engines back: go on."""
