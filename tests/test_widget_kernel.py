@@ -1,0 +1,68 @@
+"""The widget in a real kernel (nbclient, no browser): a `Retry failed` click message retries the run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+if shutil.which("dot") is None:
+    pytest.skip("needs Graphviz dot", allow_module_level=True)
+
+SETUP = '''
+import os, time
+import overseer_nb as ov
+INPUT = os.path.abspath("input.csv")
+
+def load(job):
+    with open(job.args["input"]) as f:  # missing until a later cell writes it
+        return f.read()
+
+def count(job):
+    return len(job.inputs["load"])
+
+run = ov.run({"load": [], "count": ["load"]}, {"load": load, "count": count},
+             args={"input": INPUT}, executor=ov.ThreadExecutor())
+display(run)
+run.wait(30)
+time.sleep(0.3)  # the widget's last flush
+print(json.dumps({"model_id": run.widget.model_id, "states": run.widget.states}))
+'''
+
+AFTER = '''
+run.wait(30)
+time.sleep(0.3)
+print(json.dumps({"statuses": run.statuses, "states": run.widget.states}))
+'''
+
+
+def _last_json(cell) -> dict:
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_retry_failed_message_from_the_front_end(tmp_path):
+    cells = ["import json\n" + SETUP, 'open(INPUT, "w").write("abc")', AFTER]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = nbclient.NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with client.setup_kernel():
+        client.execute_cell(nb.cells[0], 0)
+        first = _last_json(nb.cells[0])
+        assert first["states"] == {"load": "failed", "count": "blocked"}
+        kinds = {k for o in nb.cells[0].outputs for k in o.get("data", {})}
+        assert {"application/vnd.jupyter.widget-view+json", "image/svg+xml"} <= kinds
+        client.execute_cell(nb.cells[1], 1)
+        # exactly what the widget's front end sends when `Retry failed` is clicked
+        msg = client.kc.session.msg("comm_msg", {
+            "comm_id": first["model_id"],
+            "data": {"method": "custom", "content": {"kind": "action", "action": "retry_failed", "view": "t"}},
+        })
+        client.kc.shell_channel.send(msg)
+        client.execute_cell(nb.cells[2], 2)
+        after = _last_json(nb.cells[2])
+    assert after["statuses"] == {"load": "finished", "count": "finished"}
+    assert after["states"] == {"load": "finished", "count": "finished"}
