@@ -267,7 +267,12 @@ def display_run(run: Any) -> None:
     if not _has_kernel():
         display({"text/plain": run.summary()}, raw=True)
         return
-    widget = run.widget
+    try:
+        widget = run.widget
+    except ImportError as exc:  # anywidget/ipywidgets missing: the picture still informs
+        log.warning("overseer_nb: no live widget (%s); pip install anywidget ipywidgets", exc)
+        display(static_bundle(run), raw=True)
+        return
     display(widget)
     handle = display(static_bundle(run, widget.states), raw=True, display_id=True)
     if handle is not None:

@@ -81,10 +81,12 @@ def write_notebook(path: Path, *, cluster: bool) -> int:
     ]
     if cluster:
         cells.append("ov.stop_cluster()")
+    else:
+        cells.append("display(run)  # a second view of the same run")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
-    return 4
+    return 4 if cluster else 5
 
 
 # -- the Jupyter server -------------------------------------------------------------------------
@@ -258,13 +260,15 @@ def scenario(page, server, name: str, url: str, *, cluster: bool, shot: str) -> 
     wait_fill(page, "parse", rgb(STATE_STYLE["failed"]["fill"]))
     wait_fill(page, "report", rgb(STATE_STYLE["blocked"]["fill"]))
     wait_fill(page, "fetch", rgb(STATE_STYLE["finished"]["fill"]))
-    root = page.locator(".overseer-graph")
-    assert root.count() == 1
+    views = 1 if cluster else 2
+    page.wait_for_function(f"() => document.querySelectorAll('.overseer-graph').length === {views}")
+    root = page.locator(".overseer-graph").first
     page.wait_for_function("() => document.querySelector('.overseer-graph .ov-counts').textContent.includes('1 failed')")
     assert "2 / 6 finished" in root.locator(".ov-progress").text_content()
     # the static picture saved for readers without a kernel is hidden while the widget lives
-    assert page.locator('img[src*="overseer-static"]').count() == 1
-    assert not page.locator('img[src*="overseer-static"]').is_visible()
+    pictures = page.locator('img[src*="overseer-static"]')
+    assert pictures.count() == views
+    assert not any(pictures.nth(i).is_visible() for i in range(views))
     page.evaluate("() => { document.querySelector('.overseer-graph .ov-canvas svg').__ovMark = 'same'; }")
 
     # inspect the failed node
@@ -294,6 +298,10 @@ def scenario(page, server, name: str, url: str, *, cluster: bool, shot: str) -> 
     wait_states(page, {job: "finished" for job in ["fetch", "archive", *SUBTREE]})
     wait_fill(page, "parse", rgb(STATE_STYLE["finished"]["fill"]))
     assert page.evaluate("() => document.querySelector('.overseer-graph .ov-canvas svg').__ovMark") == "same"
+    # every view of the run follows it
+    assert page.evaluate(
+        "() => [...document.querySelectorAll('.overseer-graph g[data-job=\"report\"]')].map(g => g.dataset.state)"
+    ) == ["finished"] * views
     page.wait_for_function("() => document.querySelector('.overseer-graph .ov-progress').textContent.includes('6 / 6')")
     page.mouse.move(0, 0)
     root.screenshot(path=str(ARTIFACTS / f"{shot}-retried.png"))
@@ -309,11 +317,11 @@ def scenario(page, server, name: str, url: str, *, cluster: bool, shot: str) -> 
         saved = json.loads(nb_path.read_text())
         svgs = ["".join(o["data"]["image/svg+xml"]) for c in saved["cells"] for o in c.get("outputs", [])
                 if "image/svg+xml" in o.get("data", {})]
-        if svgs and "6/6 finished" in svgs[0]:
+        if len(svgs) == views and all("6/6 finished" in svg for svg in svgs):
             break
     outputs = [o for c in saved["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"], outputs
-    assert svgs and "6/6 finished" in svgs[0], "the saved picture shows the last state"
+    assert len(svgs) == views and all("6/6 finished" in svg for svg in svgs), "saved pictures show the last state"
     assert "application/vnd.jupyter.widget-view+json" in json.dumps(saved)
 
 
