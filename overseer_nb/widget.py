@@ -153,9 +153,18 @@ class RunWidget(anywidget.AnyWidget):
         self.counts = {s: counts[s] for s in DISPLAY_STATES if counts[s]}
         self.message = self._run.message or self._dot_error
         if force_elapsed or self.running != (not done):
-            end = self._run.ended if done and self._run.ended else time.time()
-            self.elapsed = round(max(0.0, end - self._run.created), 1)
+            self.elapsed = round(self._elapsed(done), 1)
         self.running = not done
+
+    def _elapsed(self, done: bool) -> float:
+        run = self._run
+        if not done:
+            return max(0.0, time.time() - run.created)
+        if run.ended is not None and run.ended >= run.created:
+            return run.ended - run.created
+        # a run loaded from the journal: the span of its attempts
+        spans = [(a.start, a.end) for rec in run.jobs.values() for a in rec.attempts if a.start and a.end]
+        return max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0.0
 
     def _update_static(self) -> None:
         if not self._static_handles:

@@ -308,3 +308,21 @@ def test_widget_follows_a_cluster_run(client):
     settle(run, widget, timeout=60)
     assert widget.states == {"a": "finished", "b": "failed", "c": "blocked"}
     widget.close()
+
+
+def test_widget_of_a_run_loaded_from_the_journal(tmp_path):
+    journal = str(tmp_path / "journal.sqlite")
+
+    def bad(job):
+        time.sleep(0.05)
+        raise ValueError("no input")
+
+    first = ov.run({"a": [], "b": ["a"], "c": ["b"]}, {"a": lambda j: 1, "b": bad, "c": lambda j: 3},
+                   executor=ov.ThreadExecutor(), journal=journal).wait(10)
+    loaded = ov.load_run(first.run_id, journal=journal)
+    widget = loaded.widget
+    assert widget.states == {"a": "finished", "b": "failed", "c": "blocked"}
+    assert widget.running is False and widget.elapsed >= 0.05
+    from overseer_nb.widget import static_bundle
+
+    assert 'data-job="b" data-state="failed"' in static_bundle(loaded)["image/svg+xml"]
