@@ -326,3 +326,15 @@ def test_widget_of_a_run_loaded_from_the_journal(tmp_path):
     from overseer_nb.widget import static_bundle
 
     assert 'data-job="b" data-state="failed"' in static_bundle(loaded)["image/svg+xml"]
+
+
+def test_run_message_reaches_the_header():
+    from overseer_nb.machine import Step
+
+    run, widget, sent, _ = start({"a": []})
+    settle(run, widget)
+    run.message = "no engines: the cluster has no engine to run jobs"
+    widget._on_step(run, Step())  # the run publishes an empty step when its message changes
+    time.sleep(0.3)
+    assert widget.message.startswith("no engines")
+    assert any(m["method"] == "update" and m["state"].get("message", "").startswith("no engines") for m in sent)
