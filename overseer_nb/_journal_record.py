@@ -86,8 +86,9 @@ def _insert_run(conn: sqlite3.Connection, row: tuple, jobs: list[tuple]) -> None
 
 
 def _write_step(
-    conn: sqlite3.Connection, run_id: str, at: float, active: bool, transitions: list, jobs: list, attempts: list
+    conn: sqlite3.Connection, run_id: str, at: float, active: bool | None, transitions: list, jobs: list, attempts: list
 ) -> None:
+    """One step: its transitions, the rows of the jobs and attempts they touch; ``active``: None if unchanged."""
     conn.executemany(
         "INSERT INTO transitions (run_id, job, old, new, reason, attempt, at, message)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -107,7 +108,8 @@ def _write_step(
         " stdout = excluded.stdout, stderr = excluded.stderr",
         attempts,
     )
-    conn.execute("UPDATE runs SET updated = ?, active = ? WHERE run_id = ?", (at, int(active), run_id))
+    if active is not None:  # rarely: the runs row is one more page to write per commit
+        conn.execute("UPDATE runs SET updated = ?, active = ? WHERE run_id = ?", (at, int(active), run_id))
 
 
 class Recorder:
@@ -119,11 +121,13 @@ class Recorder:
         self.max_result_bytes = max_result_bytes
         self.max_output_chars = max_output_chars
         self.failed: JournalError | None = None  # the last write's error, None once one succeeds
+        self.active = True  # as the runs row has it
 
     def register(self, run: Run) -> None:
         """Write (or take over) the run's row and one row per job; raises JournalError."""
         jobs = [(run.run_id, job, rec.status, len(rec.attempts), run.created) for job, rec in run.jobs.items()]
         self.journal.write(_insert_run, run_row(run), jobs)
+        self.active = True
 
     def __call__(self, run: Run, step: Step) -> None:
         if not step.transitions:
@@ -147,12 +151,13 @@ class Recorder:
         # the machine has applied the step already: idle now means the run has
         # nothing left to do, so another process may resume it
         active = not run.machine.is_idle()
+        changed = active if active != self.active else None
         try:
-            self.journal.write(_write_step, rid, step.transitions[-1].at, active, transitions, jobs, attempts)
+            self.journal.write(_write_step, rid, step.transitions[-1].at, changed, transitions, jobs, attempts)
         except JournalError as exc:
             self.failed = exc
             raise
-        self.failed = None
+        self.failed, self.active = None, active
 
     def attempt_row(self, job: str, a: Attempt) -> tuple:
         """The ``attempts`` row of attempt ``a`` of ``job``."""

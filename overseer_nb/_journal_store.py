@@ -158,7 +158,9 @@ class Journal:
         return self._wait(request)
 
     def _wait(self, request: _Request) -> Any:
-        request.done.acquire()
+        while not request.done.acquire(timeout=1.0):
+            if not self._thread.is_alive() and not request.done.acquire(timeout=0.1):
+                raise JournalError(f"the journal {self.path} was closed")  # put after close()
         if request.error is not None:
             raise request.error
         return request.value

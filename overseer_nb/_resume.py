@@ -36,7 +36,8 @@ def resume_run(
     not store runs again only if a child that must run needs it; ``run.message``
     says which. handlers: job type -> handler (default: the run's own; a
     loaded run has none). executor / cluster: where to run (default: the
-    run's executor, or for a loaded run the default cluster).
+    run's executor, or for a loaded run the default cluster). journal: for a
+    run started without one, where to journal it from now on.
 
     Raises :class:`~overseer_nb.errors.RunError` if the run is going on here
     or in another live process on this machine, or a handler is missing.
@@ -48,7 +49,12 @@ def resume_run(
             f"run {run.run_id} is still running; wait for it (run.wait()) or cancel it before resuming"
         )
     recorder: Recorder | None = getattr(run, "_journal_recorder", None)
-    j = recorder.journal if recorder else getattr(run, "_journal_loaded", None) or open_journal(journal)
+    if recorder is not None:
+        j = recorder.journal
+    elif getattr(run, "_journal_loaded", None) is not None:
+        j = run._journal_loaded  # type: ignore[attr-defined]
+    else:  # a run started with journal=False stays without one unless journal= says otherwise
+        j = open_journal(journal) if journal not in (None, False) else None
     if j is not None:
         live = _live.get((j.path, run.run_id))
         if live is not None and live is not run and not live.done:

@@ -101,17 +101,24 @@ def _read_runs(conn: sqlite3.Connection, limit: int | None) -> list[RunInfo]:
     newest = "SELECT run_id FROM runs ORDER BY created DESC, run_id DESC LIMIT ?"
     bound = -1 if limit is None else int(limit)
     counts: dict[str, dict[str, int]] = {}
-    for run_id, status, n in conn.execute(
-        f"SELECT run_id, status, count(*) FROM jobs WHERE run_id IN ({newest}) GROUP BY run_id, status", (bound,)
+    latest: dict[str, float] = {}
+    for run_id, status, n, updated in conn.execute(
+        f"SELECT run_id, status, count(*), max(updated) FROM jobs WHERE run_id IN ({newest})"
+        " GROUP BY run_id, status",
+        (bound,),
     ):
         counts.setdefault(run_id, {})[status] = n
+        latest[run_id] = max(latest.get(run_id, 0.0), updated or 0.0)
     rows = conn.execute(
         "SELECT run_id, graph, created, updated, args_repr, host, pid FROM runs"
         " ORDER BY created DESC, run_id DESC LIMIT ?",
         (bound,),
     ).fetchall()
     return [
-        RunInfo(rid, json.loads(graph), created, updated, {s: counts.get(rid, {}).get(s, 0) for s in STATUSES}, args, host, pid)
+        RunInfo(
+            rid, json.loads(graph), created, max(updated, latest.get(rid, 0.0)),
+            {s: counts.get(rid, {}).get(s, 0) for s in STATUSES}, args, host, pid,
+        )
         for rid, graph, created, updated, args, host, pid in rows
     ]
 
@@ -240,7 +247,7 @@ def _build(j: Journal, row: dict, job_rows: list[dict], attempt_rows: list[dict]
     if row["args"] is not None:
         run._args_blob = row["args"]
     run.created = row["created"]
-    run.ended = None if owner_alive else row["updated"]
+    run.ended = None if owner_alive else max([row["updated"]] + [jr["updated"] or 0.0 for jr in job_rows])
     run._journal_owner = (row["host"], row["pid"])  # type: ignore[attr-defined]
     run._journal_loaded = j  # type: ignore[attr-defined]
     if owner_alive:

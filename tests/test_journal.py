@@ -269,3 +269,26 @@ def test_backup_uses_the_backup_api(tmp_path):
     assert [r.run_id for r in ov.runs(journal=target)] == [run.run_id]
     with pytest.raises(JournalError, match="is the journal itself"):
         backup(path, journal=path)
+
+
+def test_resume_refuses_a_run_another_live_process_is_running(tmp_path):
+    path = str(tmp_path / "j.sqlite")
+    run = ov.run(CHAIN, {"a": lambda job: 1, "b": lambda job: 1 / 0, "c": lambda job: 1},
+                 executor=ov.ThreadExecutor(1), journal=path).wait(10)
+    assert rows(path, "SELECT active FROM runs") == [(0,)]  # idle once it has nothing left to do
+    ov.journal._live.clear()
+    conn = sqlite3.connect(path)
+    with conn:  # as if a live process (our parent) were running it now
+        conn.execute("UPDATE runs SET pid = ?, active = 1", (os.getppid(),))
+    conn.close()
+    loaded = ov.load_run(run.run_id, journal=path)
+    assert f"process {os.getppid()} on this machine is still running it" in loaded.message
+    with pytest.raises(RunError, match=f"is being run by process {os.getppid()}"):
+        loaded.resume({j: (lambda job: 2) for j in CHAIN}, executor=ov.ThreadExecutor(1))
+    conn = sqlite3.connect(path)
+    with conn:  # the same process, idle: its run may be carried on here
+        conn.execute("UPDATE runs SET active = 0")
+    conn.close()
+    loaded = ov.load_run(run.run_id, journal=path)
+    loaded.resume({j: (lambda job: 2) for j in CHAIN}, executor=ov.ThreadExecutor(1)).wait(10)
+    assert loaded.succeeded and rows(path, "SELECT pid FROM runs") == [(os.getpid(),)]
