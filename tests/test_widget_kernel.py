@@ -29,13 +29,15 @@ run = ov.run({"load": [], "count": ["load"]}, {"load": load, "count": count},
              args={"input": INPUT}, executor=ov.ThreadExecutor())
 display(run)
 run.wait(30)
-time.sleep(0.3)  # the widget's last flush
+while run.widget._thread is not None:  # the widget's last flush
+    time.sleep(0.02)
 print(json.dumps({"model_id": run.widget.model_id, "states": run.widget.states}))
 '''
 
 AFTER = '''
 run.wait(30)
-time.sleep(0.3)
+while run.widget._thread is not None:
+    time.sleep(0.02)
 print(json.dumps({"statuses": run.statuses, "states": run.widget.states}))
 '''
 
