@@ -172,6 +172,8 @@ class Recorder:
     def _result(self, blob: bytes | None) -> tuple[bytes | None, str]:
         if blob is None:
             return None, "no result was sent back"
+        if not isinstance(blob, bytes):
+            return None, f"the result came back as {type(blob).__name__}, not pickled bytes"
         if len(blob) > self.max_result_bytes:
             return None, (
                 f"{len(blob)} bytes, over the journal's cap of {self.max_result_bytes} "
