@@ -338,3 +338,16 @@ def test_run_message_reaches_the_header():
     time.sleep(0.3)
     assert widget.message.startswith("no engines")
     assert any(m["method"] == "update" and m["state"].get("message", "").startswith("no engines") for m in sent)
+
+
+def test_previews_of_rerun_abort_and_cancel_change_nothing():
+    run, widget, sent, _ = start(DIAMOND, fail={"parse"})
+    settle(run, widget)
+    before = run.statuses
+    _click(widget, kind="preview", action="rerun", job="fetch")
+    _click(widget, kind="preview", action="abort", job="report")
+    _click(widget, kind="preview", action="cancel")
+    rerun, abort, cancel = _replies(sent, "preview")
+    assert rerun["jobs"] == sorted(DIAMOND)
+    assert abort["jobs"] == ["publish", "report"] and cancel["jobs"] == ["publish", "report"]
+    assert run.statuses == before
