@@ -236,7 +236,7 @@ class Journal:
             for request in batch:  # one bad request must not fail the others
                 self._run(request)
             return
-        for request, value in zip(batch, values):
+        for request, value in zip(batch, values, strict=True):
             request.value = value
             request.done.release()
 

@@ -90,7 +90,7 @@ class Table(list):
 
         def line(cells: tuple[str, ...]) -> str:
             return "  ".join(
-                c.rjust(w) if isinstance(c, str) and c.isdigit() else c.ljust(w) for c, w in zip(cells, widths)
+                c.rjust(w) if isinstance(c, str) and c.isdigit() else c.ljust(w) for c, w in zip(cells, widths, strict=True)
             ).rstrip()
 
         return "\n".join([line(header)] + [line(r) for r in body])

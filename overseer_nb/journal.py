@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from ._journal_record import NOT_STORED_BYTES, STORED, Recorder
