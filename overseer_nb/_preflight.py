@@ -44,7 +44,9 @@ def check_handlers_on_engine(client: Any, graph: JobGraph, handlers: Mapping[str
                 ) from exc
         blobs[job] = seen[key]
     try:
-        load = client.queue_status()
+        # queue_status() would wait forever for a dead controller: ask with a deadline
+        reply = client._send(client._query_stream, "queue_request", content={"targets": None, "verbose": False})
+        load = {int(k): v for k, v in reply.result(timeout)["content"].items() if k.isdigit()}
         engine = min(client.ids, key=lambda e: load.get(e, {}).get("queue", 0) + load.get(e, {}).get("tasks", 0))
         problems = client[engine].apply_async(preflight, blobs).get(timeout)
     except Exception as exc:  # busy or gone: the run itself will say what fails

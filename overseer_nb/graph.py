@@ -104,7 +104,7 @@ class JobGraph:
             from .errors import UnknownJobError
 
             close = difflib.get_close_matches(str(job), list(self._parents), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {close[0]!r}?" if close else "."
             raise UnknownJobError(
                 f"{job!r} is not a job type of this graph{hint} "
                 f"Job types: {', '.join(self._parents) or '(none)'}."

@@ -127,13 +127,22 @@ def test_controller_killed_is_detected_and_resume_on_a_new_cluster_runs_only_unf
             time.sleep(60)
         return job.type
 
+    from overseer_nb._ipp import engine_identity
+
     cluster, client = start_cluster()
+    # every process of this cluster, to clean up by PID: its controller (and the
+    # schedulers it forked), its engines and their nannies
+    controller = psutil.Process(cluster.controller.process.pid)
+    doomed = [controller, *controller.children(recursive=True)]
+    for pid, _host in client[:].apply_sync(engine_identity):
+        engine = psutil.Process(pid)
+        doomed += [engine, *engine.children(recursive=True)]
     try:
         run = ov.run({"first": [], "slow": ["first"], "last": ["slow"]}, dict.fromkeys(["first", "slow", "last"], step),
                      cluster=client, journal=False)
         wait_until(lambda: run.statuses["slow"] == "started", 30)
         killed_at = time.time()
-        os.kill(cluster.controller.process.pid, signal.SIGKILL)
+        controller.kill()
         run.wait(30)
         detected = run.jobs["slow"].attempts[0].end - killed_at
         assert detected < 10, detected
@@ -141,9 +150,11 @@ def test_controller_killed_is_detected_and_resume_on_a_new_cluster_runs_only_unf
         assert run.jobs["slow"].display_state == "requeued"
         assert "stopped answering" in run.message
     finally:
-        for p in psutil.Process().children(recursive=True):  # the engines of the dead controller
-            if "ipyparallel" in " ".join(p.cmdline()):
+        for p in doomed:
+            try:
                 p.kill()
+            except psutil.NoSuchProcess:
+                pass
         for end in (client.close, cluster.stop_cluster_sync):
             try:
                 end()
