@@ -99,6 +99,9 @@ def stop_cluster() -> None:
             pass
     if owned and cluster is not None:
         try:
+            # Engines stopped on purpose exit with code 1, which ipyparallel reports as
+            # warnings carrying each engine's whole log: noise in the user's cell.
+            cluster.log.setLevel(logging.ERROR)
             cluster.stop_cluster_sync()
         except Exception as exc:  # pragma: no cover
             log.warning("stopping the local cluster: %s", exc)

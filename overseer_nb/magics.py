@@ -233,7 +233,11 @@ class OverseerMagics(Magics):
         if a.stop:
             info = cluster.describe()
             cluster.stop_cluster()
-            return print(f"stopped: {cluster_text(info, 0)}" if info["connected"] else "no cluster in use")
+            if not info["connected"]:
+                return print("no cluster in use")
+            # a cluster overseer_nb only connected to keeps running: say so, not "stopped"
+            verb = "stopped" if info.get("owned") else "disconnected from (still running)"
+            return print(f"{verb}: {cluster_text(info, 0)}")
         if where:
             cluster.use_cluster(**where)
         print(cluster_text(cluster.describe(), self.settings.engines or os.cpu_count() or 1))
