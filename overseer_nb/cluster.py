@@ -87,6 +87,29 @@ def current_client(cluster: Any = None) -> tuple[Any, Any]:
         return _state["client"], _state["cluster"]
 
 
+def prestart() -> threading.Thread | None:
+    """Start the default local cluster in the background unless a cluster is chosen already.
+
+    ``%load_ext overseer_nb`` calls this (``Overseer.prestart_cluster``), so the
+    first run does not wait for engines to start. A run started meanwhile waits
+    for this start instead of starting a second cluster.
+    """
+    if _state["client"] is not None:
+        return None
+
+    def start() -> None:
+        with _lock:
+            if _state["client"] is None:
+                try:
+                    _start_local(None)
+                except Exception as exc:  # the first run will say it again, in its cell
+                    log.warning("overseer_nb: could not start the local cluster: %s", exc)
+
+    thread = threading.Thread(target=start, daemon=True, name="overseer-prestart")
+    thread.start()
+    return thread
+
+
 def stop_cluster() -> None:
     """Stop the local cluster overseer_nb started; forget a cluster it only connected to."""
     with _lock:

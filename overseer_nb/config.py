@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traitlets import Float, Int, Unicode, Union, default
+from traitlets import Bool, Float, Int, Unicode, Union, default
 from traitlets.config import Configurable
 
 from .options import RunOptions
@@ -52,6 +52,12 @@ class Overseer(Configurable):
         64 * 2**10,
         help="Characters of each attempt's stdout and of its stderr the journal keeps "
         "(the first and last halves, with a marker saying how much was left out).",
+    ).tag(config=True)
+    prestart_cluster = Bool(
+        True,
+        help="Start the local cluster in the background when the extension loads (if no "
+        "cluster was chosen), so the first run starts at once. The environment variable "
+        "OVERSEER_NB_PRESTART=0 turns it off.",
     ).tag(config=True)
     update_interval = Float(
         0.1, help="Seconds between updates of a live graph widget (at most ~10 a second)."

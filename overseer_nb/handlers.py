@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,13 +47,26 @@ class Lifecycle:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+_checked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function -> its Lifecycle
+
+
 def lifecycle(job_type: str, handler: Any) -> Lifecycle:
     """Normalise ``handler`` of ``job_type`` to a :class:`Lifecycle`.
 
     Raises :class:`InvalidHandlerError` naming the job type and what is wrong.
+    A plain function is checked once (runs normalise it for every attempt).
     """
     if isinstance(handler, Lifecycle):
         return handler
+    if inspect.isfunction(handler):
+        life = _checked.get(handler)
+        if life is None:
+            life = _checked[handler] = _lifecycle(job_type, handler)
+        return life
+    return _lifecycle(job_type, handler)
+
+
+def _lifecycle(job_type: str, handler: Any) -> Lifecycle:
     if isinstance(handler, Mapping):
         unknown = sorted(set(handler) - set(STAGES) - set(JOB_OPTION_NAMES))
         if unknown:

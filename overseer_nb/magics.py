@@ -298,6 +298,8 @@ def load(ipython) -> None:
     ipython.configurables.append(settings)  # so %config Overseer.x = y reaches it
     set_defaults(settings)
     ipython.register_magics(OverseerMagics(ipython, settings))
+    if settings.prestart_cluster and os.environ.get("OVERSEER_NB_PRESTART", "1") != "0":
+        cluster.prestart()
 
 
 def unload(ipython) -> None:

@@ -9,6 +9,8 @@ import time
 import pytest
 
 os.environ.setdefault("OVERSEER_NB_JOURNAL", ":memory:")
+# tests choose their clusters themselves; %load_ext must not start one in the background
+os.environ.setdefault("OVERSEER_NB_PRESTART", "0")
 
 ENGINES = 2
 
