@@ -65,8 +65,8 @@ def best(fn, repeat: int) -> float:
     return min(times)
 
 
-def emit(rows: list, name: str, seconds: float, baseline: float | None = None, **extra) -> None:
-    row = {"name": name, "seconds": round(seconds, 4), **extra}
+def emit(rows: list, name: str, value: float, baseline: float | None = None, unit: str = "s", **extra) -> None:
+    row = {"name": name, "value": round(value, 4), "unit": unit, **extra}
     if baseline:
         row["baseline_seconds"] = round(baseline, 4)
         row["ratio"] = round(seconds / baseline, 3)
@@ -151,16 +151,17 @@ def main() -> None:
             run(big, journal=journal)
             gc.collect()
             grown = (proc.memory_info().rss - before) / 2**20
-            emit(rows, f"kernel memory growth over a {big_n}-job run (journal {'on' if journal else 'off'}), MB",
-                 grown)
+            emit(rows, f"kernel memory growth over a {big_n}-job run (journal {'on' if journal else 'off'})",
+                 grown, unit="MB")
     finally:
         client.close()
         cluster.stop_cluster_sync()
 
     print()
-    print(f"{'measurement':72} {'seconds':>10} {'baseline':>10} {'ratio':>7}")
+    print(f"{'measurement':72} {'value':>10} {'unit':>4} {'baseline':>10} {'ratio':>7}")
     for row in rows:
-        print(f"{row['name']:72} {row['seconds']:>10.4f} {row.get('baseline_seconds', ''):>10} {row.get('ratio', ''):>7}")
+        print(f"{row['name']:72} {row['value']:>10.4f} {row['unit']:>4} "
+              f"{row.get('baseline_seconds', ''):>10} {row.get('ratio', ''):>7}")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,13 @@ class Step:
     def __bool__(self) -> bool:
         return bool(self.transitions or self.display or self.instructions)
 
+    def absorb(self, later: Step) -> None:
+        """Append ``later`` to this step (its display states win)."""
+        self.transitions.extend(later.transitions)
+        self.display.update(later.display)
+        self.instructions.extend(later.instructions)
+        self.selected = self.selected | later.selected
+
 
 @dataclass
 class _Job:

@@ -259,14 +259,24 @@ class Run:
                 item = self._queue.get(timeout=wait)
             except queue.Empty:
                 item = None
+            # What engines report is applied in one batch: one journal write and
+            # one display update for everything that arrived meanwhile.
+            batch = Step()
             while True:
-                if item is not None:
+                if isinstance(item, (Started, Ended)):
+                    batch.absorb(self._report_step(item))
+                elif item is not None:
+                    self._handle(batch)  # commands and cluster news see every earlier report
+                    batch = Step()
                     self._dispatch(item)
+                if len(batch.transitions) >= _MAX_BATCH:
+                    break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            self._handle(self.machine.tick(time.time()))
+            batch.absorb(self.machine.tick(time.time()))
+            self._handle(batch)
             with self._lock:
                 if self._queue.empty() and self.machine.is_idle() and not self._waiting_for_engines():
                     self._loop_thread = None
@@ -274,14 +284,19 @@ class Run:
                     self._idle.set()
                     return
 
+    def _report_step(self, item: Started | Ended) -> Step:
+        try:
+            if isinstance(item, Started):
+                return self.machine.started(item.job, item.attempt, item.engine, item.at)
+            return self.machine.ended(item.job, item.attempt, item.outcome, time.time())
+        except Exception:  # the loop must survive anything
+            log.exception("overseer_nb: error while handling %r", item)
+            return Step()
+
     def _dispatch(self, item: Any) -> None:
         now = time.time()
         try:
-            if isinstance(item, Started):
-                self._handle(self.machine.started(item.job, item.attempt, item.engine, item.at))
-            elif isinstance(item, Ended):
-                self._handle(self.machine.ended(item.job, item.attempt, item.outcome, now))
-            elif isinstance(item, EngineLost):
+            if isinstance(item, EngineLost):
                 self._handle(self.machine.engine_lost(item.engine, now, item.message, item.partial))
             elif isinstance(item, ClusterLost):
                 self.message = item.message
@@ -441,6 +456,8 @@ class Run:
 
 
 _WIDGET_LOCK = threading.Lock()
+
+_MAX_BATCH = 500  # transitions applied before the loop publishes, so displays stay live
 
 _NO_ENGINES = (
     "no engines: the cluster has no engine to run jobs; nothing is submitted until "
