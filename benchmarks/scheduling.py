@@ -21,9 +21,7 @@ import argparse
 import gc
 import json
 import logging
-import os
 import random
-import statistics
 import sys
 import time
 
@@ -69,7 +67,7 @@ def emit(rows: list, name: str, value: float, baseline: float | None = None, uni
     row = {"name": name, "value": round(value, 4), "unit": unit, **extra}
     if baseline:
         row["baseline_seconds"] = round(baseline, 4)
-        row["ratio"] = round(seconds / baseline, 3)
+        row["ratio"] = round(value / baseline, 3)
     rows.append(row)
     print(json.dumps(row), flush=True)
 

@@ -22,7 +22,16 @@ import weakref
 from typing import Any
 
 from ._engine import run_attempt
-from .executors import ClusterLost, Ended, EngineLost, EnginesChanged, Executor, Started, Task, outcome_from_report
+from .executors import (
+    ClusterLost,
+    Ended,
+    EngineLost,
+    EnginesChanged,
+    Executor,
+    Started,
+    Task,
+    outcome_from_report,
+)
 from .records import ErrorInfo, Outcome
 
 __all__ = ["IPyParallelExecutor", "engine_identity"]

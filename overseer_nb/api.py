@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._preflight import check_handlers_on_engine
 from .config import defaults
 from .executors import Executor
 from .graph import JobGraph
-from ._preflight import check_handlers_on_engine
 from .handlers import validate_graph_handlers
 from .run import Run
 from .textlog import log_step

@@ -58,7 +58,7 @@ class Submit:
 
     job: str
     attempt: int
-    inputs: dict[str, bytes]
+    inputs: dict[str, bytes | None]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def test_cycle_message_shows_the_path():
     cycle = info.value.cycle
     assert cycle[0] == cycle[-1] and set(cycle) == {"a", "b", "c"}
     # each job in the path lists the next as a parent
-    for job, parent in zip(cycle, cycle[1:]):
+    for job, parent in zip(cycle, cycle[1:], strict=False):
         assert parent in {"a": ["c"], "b": ["a"], "c": ["b"]}[job]
     assert "'a' -> 'c' -> 'b' -> 'a'" in str(info.value)
     assert isinstance(info.value, ValueError)

@@ -16,10 +16,9 @@ from pathlib import Path
 import cloudpickle
 import psutil
 import pytest
+from conftest import start_cluster, stop_cluster, wait_for_engines
 
 import overseer_nb as ov
-
-from conftest import start_cluster, stop_cluster, wait_for_engines
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
