@@ -10,10 +10,10 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import JobRunningError, RunError, UnknownJobError
+from ._machine_commands import UserCommands
 from .graph import JobGraph
 from .options import RunOptions, backoff_delay
 from .records import Attempt, ErrorInfo, JobRecord, Outcome
@@ -26,6 +26,7 @@ from .states import (
     check_transition,
     display_state,
 )
+from .steps import Interrupt, Step, Submit, Transition, Withdraw
 
 __all__ = [
     "Transition",
@@ -37,66 +38,6 @@ __all__ = [
 ]
 
 _BAD = (FAILED, ABORTED)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A job's stored status changed."""
-
-    job: str
-    old: str
-    new: str
-    reason: str
-    attempt: int
-    at: float
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Submit:
-    """Send attempt ``attempt`` of ``job`` to the cluster with its parents' results."""
-
-    job: str
-    attempt: int
-    inputs: dict[str, bytes | None]
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    """Interrupt a running attempt; kill its engine if it still runs ``kill_after`` s later."""
-
-    job: str
-    attempt: int
-    engine: Any
-    kill_after: float
-
-
-@dataclass(frozen=True)
-class Withdraw:
-    """Drop a submitted attempt that no engine has taken yet."""
-
-    job: str
-    attempt: int
-
-
-@dataclass
-class Step:
-    """What one event did: transitions, display changes, instructions."""
-
-    transitions: list[Transition] = field(default_factory=list)
-    display: dict[str, str] = field(default_factory=dict)
-    instructions: list[Submit | Interrupt | Withdraw] = field(default_factory=list)
-    selected: frozenset[str] = frozenset()
-
-    def __bool__(self) -> bool:
-        return bool(self.transitions or self.display or self.instructions)
-
-    def absorb(self, later: Step) -> None:
-        """Append ``later`` to this step (its display states win)."""
-        self.transitions.extend(later.transitions)
-        self.display.update(later.display)
-        self.instructions.extend(later.instructions)
-        self.selected = self.selected | later.selected
 
 
 @dataclass
@@ -114,7 +55,7 @@ class _Job:
     blocked: bool = False  # some ancestor failed or aborted
 
 
-class RunMachine:
+class RunMachine(UserCommands):
     """The state of one run of ``graph``.
 
     ``job_options`` maps job types to their own :class:`RunOptions` (a job
@@ -244,47 +185,6 @@ class RunMachine:
         self._schedule(step, at)
         return step
 
-    def pause(self, reason: str, at: float) -> Step:
-        """Submit nothing until :meth:`release` of ``reason``; withdraw queued attempts.
-
-        Attempts that an engine already runs go on.
-        """
-        step = Step()
-        self.holds.add(reason)
-        for job in sorted(self._inflight, key=self._rank.__getitem__):
-            j = self._jobs[job]
-            if j.status == UNSTARTED:
-                step.instructions.append(Withdraw(job, j.attempt))
-                self.unsent(job, j.attempt)
-        return step
-
-    def cluster_lost(self, at: float, message: str) -> Step:
-        """The whole cluster stopped answering: pause, and put running attempts back.
-
-        Running attempts go back to unstarted (``requeued``); queued ones are
-        forgotten. Nothing is submitted until ``release("cluster lost")``.
-        """
-        step = self.pause("cluster lost", at)
-        step.instructions.clear()  # nobody to withdraw them from
-        for job in sorted(self._inflight, key=self._rank.__getitem__):
-            j = self._jobs[job]
-            self._end_attempt(job, Outcome("lost", message=message), "lost", at, ErrorInfo("ClusterLost", message))
-            j.waiting_reason = "engine lost"
-            self._move(step, job, UNSTARTED, "engine lost", at, message)
-            if j.pending == 0:
-                self._ready.add(job)
-        return step
-
-    def release(self, reason: str | None, at: float) -> Step:
-        """Lift the hold ``reason`` (None: every hold) and submit what is ready."""
-        if reason is None:
-            self.holds.clear()
-        else:
-            self.holds.discard(reason)
-        step = Step()
-        self._schedule(step, at)
-        return step
-
     # -- outcomes ------------------------------------------------------------
     def _on_ok(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         self._end_attempt(job, outcome, "finished", at)
@@ -351,173 +251,7 @@ class RunMachine:
         self._end_attempt(job, Outcome("error", error=err), "timeout", at, err)
         self._fail(step, job, "timeout", at, err)
 
-    def unsent(self, job: str, attempt: int) -> None:
-        """Forget attempt ``attempt`` of ``job``: it was never sent, or was withdrawn unstarted."""
-        j = self._jobs[job]
-        if j.attempt != attempt or not j.submitted or j.status != UNSTARTED:
-            return
-        self._inflight.discard(job)
-        j.submitted = False
-        j.attempt -= 1
-        self.records[job].attempts.pop()
-        if j.pending == 0:
-            self._ready.add(job)
-
-    # -- user commands ---------------------------------------------------------
-    def retry(self, job: str | None, at: float, *, dry_run: bool = False) -> Step:
-        """Retry failed/aborted jobs (all, or the subtree rooted at ``job``).
-
-        ``step.selected`` is the set of job types that run again.
-        """
-        if job is None:
-            roots = [j for j in self.graph if self._jobs[j].status in _BAD]
-        else:
-            self._check_known(job)
-            roots = [job]
-            self._check_retryable(job)
-        selected = self._retry_set(roots)
-        step = Step(selected=frozenset(selected))
-        if dry_run or not selected:
-            return step
-        self._reset(step, selected, "retry", at)
-        return step
-
-    def rerun(self, job: str, at: float, *, dry_run: bool = False) -> Step:
-        """Run ``job`` and all its descendants again, finished or not."""
-        self._check_known(job)
-        selected = {job} | self.graph.descendants(job)
-        busy = sorted(j for j in selected if j in self._inflight)
-        if busy:
-            raise JobRunningError(
-                f"cannot rerun {job!r}: {', '.join(map(repr, busy))} "
-                f"{'is' if len(busy) == 1 else 'are'} running now. Wait for "
-                f"{'it' if len(busy) == 1 else 'them'} to end (run.wait()) or cancel the run first."
-            )
-        step = Step(selected=frozenset(selected))
-        if not dry_run:
-            self._reset(step, selected, "rerun", at)
-        return step
-
-    def cancel(self, at: float) -> Step:
-        """Start nothing new; interrupt running jobs; abort every unfinished job."""
-        step = Step()
-        self.cancelled = True
-        self._timers.clear()
-        for job in self.graph.topological_order():
-            j = self._jobs[job]
-            if j.status in (UNSTARTED, STARTED):
-                self._stop_attempt(step, job, at)
-                self._move(step, job, ABORTED, "cancel", at, "the run was cancelled")
-        self._ready.clear()
-        self._refresh_blocked(step, [j for j in self.graph if self._jobs[j].status == ABORTED])
-        return step
-
-    def abort(self, job: str, at: float) -> Step:
-        """Abort ``job`` (unstarted or running) and every unfinished job depending on it."""
-        self._check_known(job)
-        status = self._jobs[job].status
-        if status not in (UNSTARTED, STARTED):
-            raise RunError(
-                f"cannot abort {job!r}: it is already {status}. Only unstarted or running "
-                "jobs can be aborted."
-            )
-        step = Step(selected=frozenset({job} | self.graph.descendants(job)))
-        self._abort_tree(step, [job], "abort", at, "aborted by the user")
-        self._schedule(step, at)
-        return step
-
-    def restore(self, job: str, status: str, attempts: list[Attempt], result: bytes | None, message: str = "") -> None:
-        """Set a job's state from a journal, before the run starts again.
-
-        A job found ``started`` goes back to ``unstarted``: its attempt was lost with its kernel.
-        """
-        j, rec = self._jobs[job], self.records[job]
-        j.status = UNSTARTED if status == STARTED else status
-        j.attempt = max((a.number for a in attempts), default=0)
-        rec.attempts = list(attempts)
-        rec.result_bytes = result
-        rec.message = message
-        rec.status = j.status
-
-    def finish_restore(self) -> Step:
-        """Recompute readiness and blocking after :meth:`restore` calls."""
-        step = Step()
-        for job in self.graph:
-            j = self._jobs[job]
-            j.pending = sum(self._jobs[p].status != FINISHED for p in self.graph.parents(job))
-        self._ready = {
-            job for job in self.graph
-            if self._jobs[job].status == UNSTARTED and self._jobs[job].pending == 0
-        }
-        self._refresh_blocked(step, list(self.graph))
-        for job in self.graph:
-            self._note_display(step, job)
-        return step
-
-    def resume(self, jobs: Iterable[str], at: float) -> Step:
-        """Run ``jobs`` again after a restart: failed, aborted or finished ones go back to unstarted.
-
-        Reason ``resume``; the jobs become ready as their parents finish.
-        ``step.selected`` is ``jobs``.
-        """
-        selected = set(jobs)
-        for job in selected:
-            self._check_known(job)
-        step = Step(selected=frozenset(selected))
-        if selected:
-            self._reset(step, selected, "resume", at)
-        return step
-
     # -- helpers -------------------------------------------------------------
-    def _check_known(self, job: str) -> None:
-        if job not in self.graph:
-            self.graph.parents(job)  # raises UnknownJobError with a suggestion
-            raise UnknownJobError(job)
-
-    def _check_retryable(self, job: str) -> None:
-        j = self._jobs[job]
-        if j.status in _BAD:
-            return
-        if j.status == STARTED or job in self._inflight:
-            raise JobRunningError(
-                f"cannot retry {job!r}: it is running now (attempt {j.attempt}). "
-                "Wait for it to end (run.wait()) or cancel it first."
-            )
-        if j.status == FINISHED:
-            raise RunError(
-                f"cannot retry {job!r}: it finished. Use run.rerun({job!r}) to run it "
-                "and its descendants again."
-            )
-        if j.blocked:
-            culprits = sorted(
-                a for a in self.graph.ancestors(job) if self._jobs[a].status in _BAD
-            )
-            raise RunError(
-                f"cannot retry {job!r}: it has not run, it is blocked by "
-                f"{', '.join(map(repr, culprits))}. Retry that job, or run.retry() for all."
-            )
-        raise RunError(f"cannot retry {job!r}: it has not failed, it is waiting to run.")
-
-    def _retry_set(self, roots: list[str]) -> set[str]:
-        selected = set(roots)
-        candidates: set[str] = set()
-        for root in roots:
-            candidates |= {
-                d for d in self.graph.descendants(root)
-                if self._jobs[d].status in (UNSTARTED, FAILED, ABORTED) and d not in self._inflight
-            }
-        # a candidate runs only if no failed/aborted ancestor outside the set keeps it blocked
-        stays_blocked: set[str] = set()
-        for job in sorted(candidates - selected, key=self._rank.__getitem__):
-            for p in self.graph.parents(job):
-                bad = self._jobs[p].status in _BAD and p not in selected
-                if bad or p in stays_blocked or (self._jobs[p].blocked and p not in selected):
-                    stays_blocked.add(job)
-                    break
-            else:
-                selected.add(job)
-        return selected
-
     def _reset(self, step: Step, selected: set[str], reason: str, at: float) -> None:
         self.cancelled = False
         order = sorted(selected, key=self._rank.__getitem__)

@@ -23,10 +23,11 @@ from .errors import ArgsError
 from .executors import ClusterLost, Ended, EngineLost, EnginesChanged, Executor, Started, Task
 from .graph import JobGraph
 from .handlers import current_lifecycle
-from .machine import Interrupt, RunMachine, Step, Submit, Withdraw
+from .machine import RunMachine
 from .options import RunOptions
 from .records import ErrorInfo, JobRecord, Outcome
 from .states import FAILED, FINISHED
+from .steps import Interrupt, Step, Submit, Withdraw
 
 __all__ = ["Run", "new_run_id"]
 

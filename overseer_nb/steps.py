@@ -1,0 +1,68 @@
+"""What the state machine returns: transitions, instructions, and the Step that carries them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Transition", "Submit", "Interrupt", "Withdraw", "Step"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A job's stored status changed."""
+
+    job: str
+    old: str
+    new: str
+    reason: str
+    attempt: int
+    at: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Send attempt ``attempt`` of ``job`` to the cluster with its parents' results."""
+
+    job: str
+    attempt: int
+    inputs: dict[str, bytes | None]
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Interrupt a running attempt; kill its engine if it still runs ``kill_after`` s later."""
+
+    job: str
+    attempt: int
+    engine: Any
+    kill_after: float
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """Drop a submitted attempt that no engine has taken yet."""
+
+    job: str
+    attempt: int
+
+
+@dataclass
+class Step:
+    """What one event did: transitions, display changes, instructions."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    display: dict[str, str] = field(default_factory=dict)
+    instructions: list[Submit | Interrupt | Withdraw] = field(default_factory=list)
+    selected: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.transitions or self.display or self.instructions)
+
+    def absorb(self, later: Step) -> None:
+        """Append ``later`` to this step (its display states win)."""
+        self.transitions.extend(later.transitions)
+        self.display.update(later.display)
+        self.instructions.extend(later.instructions)
+        self.selected = self.selected | later.selected
