@@ -55,6 +55,7 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
         "IPYTHONDIR": str(tmp_path / "ipython"),
         "OVERSEER_NB_JOURNAL": str(tmp_path / "journal.sqlite"),
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "OVERSEER_NB_PRESTART": "1",  # as a user has it (conftest turns it off for other tests)
     }
 
 

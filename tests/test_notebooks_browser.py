@@ -42,7 +42,8 @@ def server(tmp_path_factory):
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (ipykernel)",
         "language": "python",
-        "env": {"OVERSEER_NB_JOURNAL": str(home / "journal.sqlite")},
+        # and starts local clusters at %load_ext as a user's kernel does (conftest turns it off)
+        "env": {"OVERSEER_NB_JOURNAL": str(home / "journal.sqlite"), "OVERSEER_NB_PRESTART": "1"},
     }))
     # Render every cell (no windowing), so every widget output is in the page to be checked,
     # and no news prompt over the screenshots.
