@@ -8,7 +8,9 @@ figure is also given as a ratio to its baseline measured in the same run:
 - independent: N no-op tasks through a load-balanced view (raw) vs N independent jobs;
 - layered: a 1,000-job DAG (20 layers of 50, 1-3 parents from the layer above) vs the
   same number of independent raw tasks (the target is 1.0x: the graph costs nothing);
-- chain: per-edge latency of a 200-job chain vs ipyparallel's native ``after=`` chain;
+- chain: per-edge latency of a 200-job chain vs ipyparallel's native ``after=`` chain
+  (the scheduler starts each task itself); a chain submitted from done-callbacks in
+  this process is printed too (what any client-side scheduler pays);
 - fan: 1 -> 500 -> 1 vs raw tasks;
 - big: a 10,000-job layered DAG, per-job cost vs the 1,000-job one;
 - sleepy: 100 jobs of 50 ms in 10 layers vs the ideal makespan on the engines;
@@ -23,6 +25,7 @@ import json
 import logging
 import random
 import sys
+import threading
 import time
 
 import psutil
@@ -123,6 +126,20 @@ def main() -> None:
 
         t_native = best(native_chain, repeat)
         emit(rows, f"raw ipyparallel: {length}-task chain with after=, per edge", t_native / (length - 1))
+        def callback_chain() -> None:
+            done = threading.Event()
+
+            def submit(left: int) -> None:
+                if left == 0:
+                    done.set()
+                    return
+                view.apply_async(noop).add_done_callback(lambda _f: submit(left - 1))
+
+            submit(length)
+            done.wait()
+
+        t_cb = best(callback_chain, repeat)
+        emit(rows, f"raw ipyparallel: {length}-task chain from done-callbacks, per edge", t_cb / (length - 1))
         t = best(lambda: run(chain(length)), repeat)
         emit(rows, f"overseer_nb: {length}-job chain, per edge", t / (length - 1), t_native / (length - 1))
 

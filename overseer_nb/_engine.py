@@ -36,11 +36,13 @@ class BoundedText(io.TextIOBase):
         self._head_len = 0
         self._tail = io.StringIO()
         self.dropped = 0
+        self._unflushed = False
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
+        self._unflushed = True
         if self.echo is not None:
             try:
                 self.echo.write(text)
@@ -62,7 +64,9 @@ class BoundedText(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        if self.echo is not None:
+        # an engine's stream flush waits for its I/O thread: skip it when there is nothing new
+        if self.echo is not None and self._unflushed:
+            self._unflushed = False
             with contextlib.suppress(Exception):
                 self.echo.flush()
 
@@ -93,9 +97,24 @@ def _error(exc: BaseException, ename: str | None = None, evalue: str | None = No
     }
 
 
+_loaded: dict[bytes, Any] = {}  # handler pickle -> handler: each is unpickled once per engine
+
+
 def _loads(blob: Any) -> Any:
     # an in-process executor passes objects as they are; engines get pickles
     return pickle.loads(blob) if isinstance(blob, (bytes, bytearray)) else blob
+
+
+def _load_handler(blob: Any) -> Any:
+    """The handler stages in ``blob``; the same bytes always give the same functions."""
+    if not isinstance(blob, (bytes, bytearray)):
+        return blob
+    stages = _loaded.get(blob)
+    if stages is None:
+        if len(_loaded) >= 64:
+            _loaded.clear()
+        stages = _loaded[bytes(blob)] = pickle.loads(blob)
+    return stages
 
 
 def run_attempt(
@@ -134,7 +153,7 @@ def run_attempt(
 def _run_stages(meta, handler_blob, args_blob, inputs, max_result_bytes) -> dict:
     job_type = meta["type"]
     try:
-        pre, process, post = _loads(handler_blob)
+        pre, process, post = _load_handler(handler_blob)
         args = _loads(args_blob)
         loaded = {parent: _loads(blob) for parent, blob in inputs.items()}
     except Exception as exc:

@@ -101,6 +101,8 @@ class Run:
         self._idle = threading.Event()
         self._idle.set()
         self._subscribers: list[tuple[Subscriber, bool]] = []
+        # (stages) ids -> (stages, pickle): a handler is pickled once per run and command
+        self._shipped: dict[tuple, tuple[tuple, bytes]] = {}
         self._started = False
 
     # -- starting ------------------------------------------------------------------
@@ -234,6 +236,8 @@ class Run:
         return step.selected
 
     def _refresh_job_options(self) -> None:
+        # handlers are pickled again after a command: a global fixed in a cell is shipped anew
+        self._shipped.clear()
         lifecycles = {job: current_lifecycle(job, self.handlers[job]) for job in self.graph if job in self.handlers}
         self.machine.job_options = {
             job: self.options.for_job(life.options) for job, life in lifecycles.items() if life.options
@@ -342,10 +346,9 @@ class Run:
                 self._hold(step)
                 self._publish(step, critical=False)
                 continue
-            cache: dict = {}
             for ins in step.instructions:
                 if isinstance(ins, Submit):
-                    follow = self._submit(ins, cache)
+                    follow = self._submit(ins)
                     if follow:
                         pending.append(follow)
                 elif isinstance(ins, Interrupt):
@@ -374,7 +377,7 @@ class Run:
                 log.exception("overseer_nb: a display of run %s failed; the run goes on", self.run_id)
         return True
 
-    def _submit(self, ins: Submit, cache: dict) -> Step | None:
+    def _submit(self, ins: Submit) -> Step | None:
         job = ins.job
         opts = self.machine.options_for(job)
         try:
@@ -386,13 +389,16 @@ class Run:
             life = current_lifecycle(job, handler)
             stages = (life.pre_process, life.process, life.post_process)
             key = tuple(map(id, stages))
+            cache = self._shipped
             if in_process:
-                cache[key] = stages
-            elif key not in cache:
+                blob = stages
+            elif key in cache and cache[key][0] == stages:
+                blob = cache[key][1]
+            else:
                 import cloudpickle
 
-                cache[key] = cloudpickle.dumps(stages)
-            blob = cache[key]
+                blob = cloudpickle.dumps(stages)
+                cache[key] = (stages, blob)
         except Exception as exc:
             return self._unsendable(
                 ins,
