@@ -83,7 +83,7 @@ def current_client(cluster: Any = None) -> tuple[Any, Any]:
         return _from_object(cluster)
     with _lock:
         if _state["client"] is None:
-            _start_local(None)
+            _start_local(None, wait_for=1)  # work starts on the first engine; the others join
         return _state["client"], _state["cluster"]
 
 
@@ -101,7 +101,7 @@ def prestart() -> threading.Thread | None:
         with _lock:
             if _state["client"] is None:
                 try:
-                    _start_local(None)
+                    _start_local(None, wait_for=1)
                 except Exception as exc:  # the first run will say it again, in its cell
                     log.warning("overseer_nb: could not start the local cluster: %s", exc)
 
@@ -191,7 +191,8 @@ def _connect(*, profile, cluster_id, url_file) -> Any:
         ) from exc
 
 
-def _start_local(engines: int | None) -> None:
+def _start_local(engines: int | None, *, wait_for: int | None = None) -> None:
+    """Start the local cluster; return once ``wait_for`` engines (default: all) registered."""
     ipp = _ipp()
     n = engines if engines is not None else _default_engines()
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -203,7 +204,9 @@ def _start_local(engines: int | None) -> None:
         log_level=logging.WARNING,
     )
     try:
-        client = cluster.start_and_connect_sync(n=n)
+        cluster.start_cluster_sync(n=n)
+        client = cluster.connect_client_sync()
+        client.wait_for_engines(n if wait_for is None else wait_for, timeout=60)
     except Exception as exc:
         try:
             cluster.stop_cluster_sync()
