@@ -79,3 +79,37 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+GLOBAL_FIX = textwrap.dedent(
+    """
+    import json, sys
+    import overseer_nb as ov
+
+    ov.use_cluster(profile=sys.argv[1], cluster_id=sys.argv[2])
+    DIVISOR = 0
+
+    def share(job):
+        return 10 / DIVISOR
+
+    run = ov.run({"share": [], "again": ["share"]}, {"share": share, "again": share}).wait(60)
+    print(json.dumps(run.statuses))
+    DIVISOR = 5                     # the fix is a global, the function is the same object
+    run.retry()
+    print(json.dumps(run.wait(60).results))
+    """
+)
+
+
+def test_a_global_fixed_in_a_cell_is_shipped_again_on_retry(shared_cluster, tmp_path):
+    cluster, client = shared_cluster
+    script = tmp_path / "notebook.py"
+    script.write_text(GLOBAL_FIX)
+    out = subprocess.run(
+        [sys.executable, str(script), cluster.profile, cluster.cluster_id],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    first, last = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    assert first == {"share": "failed", "again": "unstarted"}
+    assert last == {"share": 2.0, "again": 2.0}
