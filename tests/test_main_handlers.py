@@ -50,16 +50,24 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_notebook_style_handlers_globals_helpers_closures_and_redefinition(shared_cluster, tmp_path):
-    cluster, client = shared_cluster
+def run_as_main(code: str, shared_cluster, tmp_path) -> list:
+    """Run ``code`` as a script (its functions live in ``__main__``) on the shared cluster.
+
+    Returns the JSON values of its last printed lines, one per line.
+    """
+    cluster, _client = shared_cluster
     script = tmp_path / "notebook.py"
-    script.write_text(SCRIPT)
+    script.write_text(code)
     out = subprocess.run(
         [sys.executable, str(script), cluster.profile, cluster.cluster_id],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    first, retried, last = (json.loads(line) for line in out.stdout.strip().splitlines()[-3:])
+    return [json.loads(line) for line in out.stdout.strip().splitlines() if line.startswith(("{", "["))]
+
+
+def test_notebook_style_handlers_globals_helpers_closures_and_redefinition(shared_cluster, tmp_path):
+    first, retried, last = run_as_main(SCRIPT, shared_cluster, tmp_path)[-3:]
     assert first == {
         "statuses": {"start": "finished", "double": "failed", "plus": "finished"},
         "error": "NameError",
@@ -102,14 +110,6 @@ GLOBAL_FIX = textwrap.dedent(
 
 
 def test_a_global_fixed_in_a_cell_is_shipped_again_on_retry(shared_cluster, tmp_path):
-    cluster, client = shared_cluster
-    script = tmp_path / "notebook.py"
-    script.write_text(GLOBAL_FIX)
-    out = subprocess.run(
-        [sys.executable, str(script), cluster.profile, cluster.cluster_id],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    first, last = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    first, last = run_as_main(GLOBAL_FIX, shared_cluster, tmp_path)[-2:]
     assert first == {"share": "failed", "again": "unstarted"}
     assert last == {"share": 2.0, "again": 2.0}
