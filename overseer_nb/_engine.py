@@ -11,6 +11,7 @@ import contextlib
 import io
 import pickle
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -81,6 +82,55 @@ class BoundedText(io.TextIOBase):
         return head + tail
 
 
+class _ThreadRouter(io.TextIOBase):
+    """Stands in for ``sys.stdout``/``sys.stderr``: a thread running a job writes to its own sink.
+
+    Other threads write to the stream that was there before, so jobs run on
+    threads of a kernel (``ThreadExecutor``) capture only their own output and
+    leave the notebook's cells alone.
+    """
+
+    def __init__(self, fallback: Any):
+        self.fallback = fallback
+        self._local = threading.local()
+
+    def _target(self) -> Any:
+        return getattr(self._local, "sink", None) or self.fallback
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ... of the real stream
+        return getattr(self.fallback, name)
+
+    @contextlib.contextmanager
+    def capture(self, sink: Any):
+        self._local.sink = sink
+        try:
+            yield sink
+        finally:
+            self._local.sink = None
+
+
+_router_lock = threading.Lock()
+
+
+def _router(name: str) -> _ThreadRouter:
+    """The router standing in for ``sys.<name>``, installed on first use."""
+    with _router_lock:
+        stream = getattr(sys, name)
+        if not isinstance(stream, _ThreadRouter):
+            stream = _ThreadRouter(stream)
+            setattr(sys, name, stream)
+        return stream
+
+
 def plain_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` as plain text, starting at the user's code."""
     tb = exc.__traceback__
@@ -135,12 +185,13 @@ def run_attempt(
     ``started``, ``ended``.
     """
     started = time.time()
-    out = BoundedText(capture_limit, sys.stdout)
-    err = BoundedText(capture_limit, sys.stderr)
+    stdout, stderr = _router("stdout"), _router("stderr")
+    out = BoundedText(capture_limit, stdout.fallback)
+    err = BoundedText(capture_limit, stderr.fallback)
     report: dict[str, Any] = {"kind": "ok", "started": started}
     job_type = meta["type"]
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with stdout.capture(out), stderr.capture(err):
             report.update(_run_stages(meta, handler_blob, args_blob, inputs, max_result_bytes))
     except BaseException as exc:  # noqa: BLE001 - every outcome is reported, never raised
         report.update(kind="error", error=_error(exc, evalue=f"{exc} (while running {job_type!r})"))

@@ -104,6 +104,9 @@ class Run:
         # (stages) ids -> (stages, pickle): a handler is pickled once per run and command
         self._shipped: dict[tuple, tuple[tuple, bytes]] = {}
         self._started = False
+        # called by wait() on the waiting thread once the run is done: a display shows
+        # the final state from there (in a notebook, as output of the cell that waits)
+        self.settle_hooks: list[Callable[[], None]] = []
 
     # -- starting ------------------------------------------------------------------
     def start(self) -> Run:
@@ -186,6 +189,11 @@ class Run:
             if deadline is not None and time.monotonic() >= deadline:
                 counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
                 raise TimeoutError(f"run {self.run_id} still running after {timeout} s ({counts})")
+        for settle in list(self.settle_hooks):
+            try:
+                settle()
+            except Exception:
+                log.exception("overseer_nb: a display of run %s could not settle", self.run_id)
         return self
 
     # -- commands -------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class RunWidget(anywidget.AnyWidget):
             self.labels = dict(ACTIONS)
             self._header(done=run.done)
         self.on_msg(self._on_msg)
+        run.settle_hooks.append(self._settle)
         if not run.done:
             with self._lock:
                 self._start_flusher()
@@ -166,6 +167,20 @@ class RunWidget(anywidget.AnyWidget):
         spans = [(a.start, a.end) for rec in run.jobs.values() for a in rec.attempts if a.start and a.end]
         return max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0.0
 
+    def _settle(self) -> None:
+        """The run is done and a thread waited for it: show the final state from that thread.
+
+        In a notebook that thread runs the waiting cell, so the update of the saved
+        picture belongs to a cell that is executing: nbclient and papermill keep it.
+        """
+        if self._closed:
+            return
+        try:
+            self.flush(done=True)
+        except Exception:
+            log.exception("overseer_nb: the widget of run %s could not update", self._run.run_id)
+        self._update_static()
+
     def _update_static(self) -> None:
         if not self._static_handles:
             return
@@ -210,6 +225,8 @@ class RunWidget(anywidget.AnyWidget):
         with self._lock:
             self._closed = True
         self._unsubscribe()
+        if self._settle in self._run.settle_hooks:
+            self._run.settle_hooks.remove(self._settle)
         super().close()
 
 

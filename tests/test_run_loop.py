@@ -102,3 +102,21 @@ def test_commands_from_many_threads_are_serialised():
     for t in threads:
         t.join()
     assert results == [{"result1", "finish"}] * 8
+
+
+def test_jobs_on_threads_capture_only_their_own_output(capsys):
+    gate = threading.Event()
+
+    def talk(job):
+        print(f"hello from {job.type}")
+        gate.wait(5)
+        print(f"bye from {job.type}")
+
+    run = ov.run({"a": [], "b": []}, {"a": talk, "b": talk}, executor=ov.ThreadExecutor())
+    time.sleep(0.2)
+    print("printed by the notebook meanwhile")
+    gate.set()
+    run.wait(10)
+    for job in ("a", "b"):
+        assert run.jobs[job].attempts[0].stdout == f"hello from {job}\nbye from {job}\n"
+    assert "printed by the notebook meanwhile" in capsys.readouterr().out

@@ -71,3 +71,25 @@ def test_retry_failed_message_from_the_front_end(tmp_path):
         after = json.loads((tmp_path / "after.json").read_text())
     assert after["statuses"] == {"load": "finished", "count": "finished"}
     assert after["states"] == {"load": "finished", "count": "finished"}
+
+
+LATE = '''
+import threading, time
+import overseer_nb as ov
+gate = threading.Event()
+run = ov.run({"slow": [], "after": ["slow"]}, {"slow": lambda job: gate.wait(30), "after": lambda job: 1},
+             executor=ov.ThreadExecutor())
+display(run)  # the cell ends while the run goes on
+'''
+
+
+def test_saved_picture_shows_the_final_state_after_a_later_wait(tmp_path):
+    """A run that ends after its cell: the cell that waits for it updates the saved picture."""
+    cells = [LATE, "gate.set()\nrun.wait(30);"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = nbclient.NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    pictures = [o["data"]["image/svg+xml"] for o in nb.cells[0].outputs if "image/svg+xml" in o.get("data", {})]
+    assert len(pictures) == 1
+    assert 'data-job="slow" data-state="finished"' in pictures[0]
+    assert 'data-job="after" data-state="finished"' in pictures[0]
