@@ -124,9 +124,8 @@ class ThreadExecutor(Executor):
 
     Handlers run in this interpreter on the objects themselves (nothing is
     pickled but results), so closures over locks or lists work; an interrupt
-    cannot stop a running handler (its late result is ignored). Output capture
-    redirects this process's ``sys.stdout`` while a job runs; keep
-    ``workers=1`` where the output of each job matters.
+    cannot stop a running handler (its late result is ignored). Each job's
+    output is captured on its own thread; what other threads print is untouched.
     """
 
     in_process = True  # handlers and args are passed as objects, not pickles
