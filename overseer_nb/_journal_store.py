@@ -23,6 +23,7 @@ from .errors import JournalError
 __all__ = ["Journal", "journal_location", "open_journal", "MEMORY", "ENV_VAR"]
 
 MEMORY = ":memory:"
+OFF = frozenset({"off", "none", "false", "0"})  # values of the variable or option that turn it off
 ENV_VAR = "OVERSEER_NB_JOURNAL"
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write lock
 
@@ -43,7 +44,8 @@ def journal_location(journal: Any = None) -> str | None:
     """Where the journal is: the first that is set of ``journal``, the environment, the config, the default.
 
     ``journal`` is a path, ``":memory:"``, ``None``/``True`` (look further) or
-    ``False`` (no journal: returns None).
+    ``False`` (no journal: returns None). The environment variable or the
+    option set to ``off`` (or ``none``, ``false``, ``0``) also means no journal.
     """
     if journal is False:
         return None
@@ -57,12 +59,12 @@ def journal_location(journal: Any = None) -> str | None:
         return _normal(os.fspath(journal))
     env = os.environ.get(ENV_VAR, "")
     if env:
-        return _normal(env)
+        return None if env.strip().lower() in OFF else _normal(env)
     from .config import defaults
 
     configured = defaults().journal
     if configured:
-        return _normal(configured)
+        return None if configured.strip().lower() in OFF else _normal(configured)
     return default_location()
 
 

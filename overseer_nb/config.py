@@ -41,7 +41,8 @@ class Overseer(Configurable):
     journal = Unicode(
         "",
         help="Path of the SQLite journal ('' : the user's Jupyter data directory; "
-        "':memory:' for none on disk). The OVERSEER_NB_JOURNAL environment variable wins.",
+        "':memory:' for none on disk; 'off' for no journal). The OVERSEER_NB_JOURNAL "
+        "environment variable wins.",
     ).tag(config=True)
     journal_max_result_bytes = Int(
         16 * 2**20,

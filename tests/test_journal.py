@@ -103,6 +103,19 @@ def test_location_precedence(tmp_path, monkeypatch):
         journal_location(42)
 
 
+def test_off_in_the_environment_or_the_option_turns_the_journal_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OVERSEER_NB_JOURNAL", "off")
+    assert journal_location() is None
+    assert journal_location(tmp_path / "kw.sqlite") == str(tmp_path / "kw.sqlite")  # the keyword wins
+    run = ov.run({"a": []}, {"a": lambda job: 1}, executor=ov.ThreadExecutor()).wait(10)
+    assert run.statuses == {"a": "finished"}
+    assert not (tmp_path / "data").exists()  # nothing was written anywhere
+    monkeypatch.delenv("OVERSEER_NB_JOURNAL")
+    set_defaults(Overseer(journal="None"))
+    assert journal_location() is None
+
+
 def test_default_location_is_created_private(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("OVERSEER_NB_JOURNAL", raising=False)
