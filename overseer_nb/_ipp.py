@@ -169,6 +169,7 @@ class _Connection:
     def _on_done(self, flight: _Flight) -> None:
         with self._lock:
             self._flights.pop((id(flight.port), flight.task.job, flight.task.attempt), None)
+            flight.started = True  # an IOPub message arriving after the reply is old news
         engine = flight.engine
         try:
             report = flight.ar.get(0)

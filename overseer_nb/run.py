@@ -255,7 +255,11 @@ class Run:
     def _post(self, item: Any) -> None:
         self._queue.put(item)
         with self._lock:
-            self._idle.clear()
+            # An idle run has no attempt out: news of one (a late IOPub message, the
+            # error of an engine that died after its job ended) is stale, and the run
+            # stays done while the loop drops it.
+            if not (isinstance(item, _ATTEMPT_NEWS) and self._idle.is_set()):
+                self._idle.clear()
             if self._loop_thread is None:
                 self._loop_thread = threading.Thread(
                     target=self._loop, name=f"overseer-run-{self.run_id}", daemon=True
@@ -471,6 +475,8 @@ class Run:
 
 
 _WIDGET_LOCK = threading.Lock()
+
+_ATTEMPT_NEWS = (Started, Ended, EngineLost)
 
 _MAX_BATCH = 500  # transitions applied before the loop publishes, so displays stay live
 
