@@ -256,15 +256,22 @@ class Run:
         self._queue.put(item)
         with self._lock:
             # An idle run has no attempt out: news of one (a late IOPub message, the
-            # error of an engine that died after its job ended) is stale, and the run
-            # stays done while the loop drops it.
-            if not (isinstance(item, _ATTEMPT_NEWS) and self._idle.is_set()):
+            # error of an engine that died after its job ended) is stale, and so is an
+            # engine joining a run that does not wait for one: the run stays done.
+            if not (self._idle.is_set() and self._changes_nothing_when_idle(item)):
                 self._idle.clear()
             if self._loop_thread is None:
                 self._loop_thread = threading.Thread(
                     target=self._loop, name=f"overseer-run-{self.run_id}", daemon=True
                 )
                 self._loop_thread.start()
+
+    def _changes_nothing_when_idle(self, item: Any) -> bool:
+        """True for news that cannot make an idle run submit anything (it stays done)."""
+        if isinstance(item, _ATTEMPT_NEWS):
+            return True
+        # engines coming or going matter to an idle run only if it waits for engines
+        return isinstance(item, EnginesChanged) and not (item.count and "no engines" in self.machine.holds)
 
     def _loop(self) -> None:
         while True:

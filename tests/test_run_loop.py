@@ -120,3 +120,17 @@ def test_jobs_on_threads_capture_only_their_own_output(capsys):
     for job in ("a", "b"):
         assert run.jobs[job].attempts[0].stdout == f"hello from {job}\nbye from {job}\n"
     assert "printed by the notebook meanwhile" in capsys.readouterr().out
+
+
+def test_a_done_run_stays_done_when_stale_news_arrives():
+    from overseer_nb.executors import Ended, EngineLost, EnginesChanged, Started
+    from overseer_nb.records import Outcome
+
+    run = ov.run({"a": []}, {"a": lambda job: 1}, executor=ov.ThreadExecutor()).wait(10)
+    now = time.time()
+    for late in (Started("a", 1, "t", now), Ended("a", 1, Outcome("ok", result=b"x"), now),
+                 EngineLost("t", now, "gone", {}), EnginesChanged(3, now)):
+        run._post(late)  # what an executor's thread would do
+        assert run.done, late
+    run.wait(5)
+    assert run.statuses == {"a": "finished"} and run.results == {"a": 1}
