@@ -34,9 +34,19 @@ from .executors import (
 )
 from .records import ErrorInfo, Outcome
 
-__all__ = ["IPyParallelExecutor", "engine_identity"]
+__all__ = ["IPyParallelExecutor", "engine_identity", "queue_status"]
 
 log = logging.getLogger("overseer_nb")
+
+
+def queue_status(client: Any, timeout: float) -> dict[int, dict]:
+    """Engine id -> queue lengths, from the controller; ``TimeoutError`` if it does not answer.
+
+    ``Client.queue_status()`` would wait forever for a dead controller.
+    """
+    reply = client._send(client._query_stream, "queue_request", content={"targets": None, "verbose": False})
+    content = reply.result(timeout)["content"]
+    return {int(k): v for k, v in content.items() if k.isdigit()}
 
 
 def engine_identity() -> tuple[int, str]:
@@ -93,9 +103,6 @@ class IPyParallelExecutor(Executor):
 
     def close(self) -> None:
         self._conn.detach(self)
-
-    def describe(self) -> str:
-        return f"ipyparallel cluster with {len(self.client.ids)} engines"
 
 
 class _Connection:
@@ -257,10 +264,7 @@ class _Connection:
             if not busy:
                 continue
             try:
-                fut = self.client._send(
-                    self.client._query_stream, "queue_request", content={"targets": None, "verbose": False}
-                )
-                fut.result(timeout=self.ping_timeout)
+                queue_status(self.client, self.ping_timeout)
             except Exception as exc:
                 if getattr(self.client, "_closed", False):
                     return

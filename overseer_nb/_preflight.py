@@ -6,47 +6,32 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ._shipping import Shipper
 from .errors import HandlerError
 from .graph import JobGraph
-from .handlers import current_lifecycle
 
 __all__ = ["check_handlers_on_engine"]
 
 log = logging.getLogger("overseer_nb")
 
 
-def check_handlers_on_engine(client: Any, graph: JobGraph, handlers: Mapping[str, Any], timeout: float = 5.0) -> None:
+def check_handlers_on_engine(
+    client: Any, graph: JobGraph, handlers: Mapping[str, Any], shipper: Shipper, timeout: float = 5.0
+) -> None:
     """Raise :class:`HandlerError` naming each job whose handler an engine cannot load or import.
 
+    Pickles through ``shipper``, so the run that follows ships the same pickles.
     Asks the least busy engine; with no engine, or no answer within
     ``timeout`` seconds (all engines busy), the check is skipped.
     """
-    import cloudpickle
-
     from ._engine import preflight
+    from ._ipp import queue_status
 
     if not client.ids:
         return
-    blobs: dict[str, bytes] = {}
-    seen: dict[tuple, bytes] = {}
-    for job in graph:
-        life = current_lifecycle(job, handlers[job])
-        stages = (life.pre_process, life.process, life.post_process)
-        key = tuple(map(id, stages))
-        if key not in seen:
-            try:
-                seen[key] = cloudpickle.dumps(stages)
-            except Exception as exc:
-                raise HandlerError(
-                    f"the handler of {job!r} cannot be sent to the engines: {exc}. Handlers and "
-                    "the globals they use must be picklable (open files, locks and connections "
-                    "inside the handler instead)."
-                ) from exc
-        blobs[job] = seen[key]
+    blobs = {job: shipper.pickle(job, handlers[job]) for job in graph}
     try:
-        # queue_status() would wait forever for a dead controller: ask with a deadline
-        reply = client._send(client._query_stream, "queue_request", content={"targets": None, "verbose": False})
-        load = {int(k): v for k, v in reply.result(timeout)["content"].items() if k.isdigit()}
+        load = queue_status(client, timeout)
         engine = min(client.ids, key=lambda e: load.get(e, {}).get("queue", 0) + load.get(e, {}).get("tasks", 0))
         problems = client[engine].apply_async(preflight, blobs).get(timeout)
     except Exception as exc:  # busy or gone: the run itself will say what fails

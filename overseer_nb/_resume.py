@@ -90,6 +90,7 @@ def resume_run(
     recorder = getattr(run, "_journal_recorder", None)
     _hold(run.machine, "held", False)  # a journal that failed before: try again
     run.message = note
+    run.shipper.forget()  # the handlers as they are now, globals included
     if run._started:
         run._command(lambda now: run.machine.resume(reset, now))
     else:

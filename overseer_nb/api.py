@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._preflight import check_handlers_on_engine
+from ._shipping import Shipper
 from .config import defaults
 from .executors import Executor
 from .graph import JobGraph
@@ -68,15 +69,16 @@ def run(
     book = open_journal(journal)  # before any cluster starts: a bad journal stops here
     if book is not None:
         book.require_writable()
+    shipper = Shipper()
     if executor is None:
         from ._ipp import IPyParallelExecutor
         from .cluster import current_client
 
         client, cl = current_client(cluster)
         if preflight:
-            check_handlers_on_engine(client, graph, handlers)
+            check_handlers_on_engine(client, graph, handlers, shipper)
         executor = IPyParallelExecutor(client, cl)
-    started = Run(graph, handlers, executor, args=args, options=opts)
+    started = Run(graph, handlers, executor, args=args, options=opts, shipper=shipper)
     started.subscribe(log_step)
     if book is not None:
         attach(started, book)

@@ -98,9 +98,6 @@ class Executor:
     def close(self) -> None:
         """Stop reporting; release what was opened for this run."""
 
-    def describe(self) -> str:
-        return type(self).__name__
-
 
 def outcome_from_report(report: dict, engine: Any) -> Outcome:
     """An :class:`Outcome` from the dict ``run_attempt`` returns."""
@@ -159,6 +156,3 @@ class ThreadExecutor(Executor):
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def describe(self) -> str:
-        return f"{self.workers} threads in this process"

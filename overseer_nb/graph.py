@@ -56,10 +56,7 @@ class JobGraph:
         for job, parents in self._parents.items():
             for parent in parents:
                 self._children[parent] += (job,)
-        self._order = _topological_order(self._parents, self._children)
-        self._depth: dict[str, int] = {}
-        for job in self._order:
-            self._depth[job] = 1 + max((self._depth[p] for p in self._parents[job]), default=-1)
+        self._order, self._depth = _topological_order(self._parents, self._children)
 
     # -- reading ---------------------------------------------------------
     @property
@@ -170,7 +167,8 @@ def _check_parents(job: str, parents: object) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _topological_order(parents, children) -> tuple[str, ...]:
+def _topological_order(parents, children) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Every job after its parents (by depth, then declaration order), and each job's depth."""
     waiting = {job: len(p) for job, p in parents.items()}
     ready = [job for job, n in waiting.items() if n == 0]
     order: list[str] = []
@@ -188,7 +186,7 @@ def _topological_order(parents, children) -> tuple[str, ...]:
     depth: dict[str, int] = {}
     for job in order:
         depth[job] = 1 + max((depth[p] for p in parents[job]), default=-1)
-    return tuple(sorted(order, key=lambda j: (depth[j], rank[j])))
+    return tuple(sorted(order, key=lambda j: (depth[j], rank[j]))), depth
 
 
 def _find_cycle(stuck: set[str], parents) -> list[str]:

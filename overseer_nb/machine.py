@@ -117,10 +117,6 @@ class RunMachine(UserCommands):
     def options_for(self, job: str) -> RunOptions:
         return self.job_options.get(job, self.options)
 
-    def inflight(self) -> dict[str, tuple[int, Any]]:
-        """Job -> (attempt, engine) for every attempt sent and not ended."""
-        return {job: (self._jobs[job].attempt, self._jobs[job].engine) for job in self._inflight}
-
     def _runnable(self) -> bool:
         return bool(self._ready) and not (self.cancelled or self.held)
 

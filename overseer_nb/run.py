@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
+from ._shipping import Shipper
 from .errors import ArgsError
 from .executors import ClusterLost, Ended, EngineLost, EnginesChanged, Executor, Started, Task
 from .graph import JobGraph
@@ -26,7 +27,7 @@ from .handlers import current_lifecycle
 from .machine import RunMachine
 from .options import RunOptions
 from .records import ErrorInfo, JobRecord, Outcome
-from .states import FAILED, FINISHED
+from .states import FINISHED
 from .steps import Interrupt, Step, Submit, Withdraw
 
 __all__ = ["Run", "new_run_id"]
@@ -83,6 +84,7 @@ class Run:
         options: RunOptions | None = None,
         run_id: str | None = None,
         machine: RunMachine | None = None,
+        shipper: Shipper | None = None,
     ):
         self.graph = graph
         self.handlers = handlers
@@ -101,8 +103,7 @@ class Run:
         self._idle = threading.Event()
         self._idle.set()
         self._subscribers: list[tuple[Subscriber, bool]] = []
-        # (stages) ids -> (stages, pickle): a handler is pickled once per run and command
-        self._shipped: dict[tuple, tuple[tuple, bytes]] = {}
+        self.shipper = shipper or Shipper()  # a handler is pickled once per run and command
         self._started = False
         # called by wait() on the waiting thread once the run is done: a display shows
         # the final state from there (in a notebook, as output of the cell that waits)
@@ -238,14 +239,14 @@ class Run:
 
     def _apply_command(self, fn: Callable[[float], Step], refresh: bool) -> frozenset[str]:
         if refresh:
+            # handlers are pickled again after a command: a global fixed in a cell is shipped anew
+            self.shipper.forget()
             self._refresh_job_options()
         step = fn(time.time())
         self._handle(step)
         return step.selected
 
     def _refresh_job_options(self) -> None:
-        # handlers are pickled again after a command: a global fixed in a cell is shipped anew
-        self._shipped.clear()
         lifecycles = {job: current_lifecycle(job, self.handlers[job]) for job in self.graph if job in self.handlers}
         self.machine.job_options = {
             job: self.options.for_job(life.options) for job, life in lifecycles.items() if life.options
@@ -405,29 +406,10 @@ class Run:
             return self._unsendable(ins, ErrorInfo("MissingHandler", f"no handler for {job!r} any more"))
         in_process = getattr(self.executor, "in_process", False)
         try:
-            life = current_lifecycle(job, handler)
-            stages = (life.pre_process, life.process, life.post_process)
-            key = tuple(map(id, stages))
-            cache = self._shipped
-            if in_process:
-                blob = stages
-            elif key in cache and cache[key][0] == stages:
-                blob = cache[key][1]
-            else:
-                import cloudpickle
-
-                blob = cloudpickle.dumps(stages)
-                cache[key] = (stages, blob)
+            blob = self.shipper.stages(job, handler) if in_process else self.shipper.pickle(job, handler)
         except Exception as exc:
-            return self._unsendable(
-                ins,
-                ErrorInfo(
-                    type(exc).__name__,
-                    f"the handler of {job!r} cannot be sent to the engines: {exc}. "
-                    "Handlers and the globals they use must be picklable (open files, "
-                    "locks and connections inside the handler instead).",
-                ),
-            )
+            cause = exc.__cause__ or exc
+            return self._unsendable(ins, ErrorInfo(type(cause).__name__, str(exc)))
         meta = {"id": f"{self.run_id}:{job}", "type": job, "run_id": self.run_id, "attempt": ins.attempt}
         args = self.args if in_process else self._args_blob
         task = Task(job, ins.attempt, (meta, blob, args, ins.inputs, opts.max_result_bytes))
@@ -476,9 +458,6 @@ class Run:
             bundle.update(widget_bundle[0])
         return bundle
 
-    def failed_jobs(self) -> dict[str, JobRecord]:
-        """Job type -> record of every failed job."""
-        return {job: rec for job, rec in self.jobs.items() if rec.status == FAILED}
 
 
 _WIDGET_LOCK = threading.Lock()

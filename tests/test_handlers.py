@@ -88,3 +88,21 @@ def test_current_handler_follows_redefinition_in_main():
     exec("def step(job):\n    return 2\n", ns)
     assert current_handler(old) is ns["step"]
     assert current_handler(len) is len
+
+
+def test_shipper_pickles_each_handler_once_until_told_to_forget():
+    import threading
+
+    from overseer_nb._shipping import Shipper
+
+    def step(job):
+        return 1
+
+    shipper = Shipper()
+    first = shipper.pickle("a", step)
+    assert shipper.pickle("b", step) is first  # same functions: the same pickle
+    shipper.forget()
+    assert shipper.pickle("a", step) is not first
+    lock = threading.Lock()
+    with pytest.raises(ov.HandlerError, match="handler of 'locked' cannot be sent to the engines"):
+        shipper.pickle("locked", lambda job: lock)

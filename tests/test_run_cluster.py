@@ -244,3 +244,22 @@ def test_stdout_and_stderr_are_captured_per_attempt(client):
 def test_cluster_argument_checked(client):
     with pytest.raises(ov.ClusterError, match="cluster= takes an ipyparallel Client or Cluster"):
         ov.run({"a": []}, {"a": print}, cluster="localhost")
+
+
+def test_the_pre_flight_check_and_the_run_pickle_each_handler_once(client, monkeypatch):
+    pickled = []
+    real = cloudpickle.dumps
+
+    def counting(obj, *args, **kwargs):
+        if isinstance(obj, tuple) and len(obj) == 3 and callable(obj[1]):
+            pickled.append(obj[1])
+        return real(obj, *args, **kwargs)
+
+    monkeypatch.setattr(cloudpickle, "dumps", counting)
+
+    def step(job):
+        return job.type
+
+    run = ov.run(SEED, dict.fromkeys(SEED, step), cluster=client).wait(60)
+    assert run.succeeded
+    assert pickled == [step]  # one handler, four jobs, pre-flight included
