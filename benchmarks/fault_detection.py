@@ -23,8 +23,8 @@ import ipyparallel as ipp
 import psutil
 
 import overseer_nb as ov
-from overseer_nb._ipp import engine_identity
-from overseer_nb.cluster import LOCAL_CONTROLLER_ARGS
+from overseer_nb.execution.cluster import LOCAL_CONTROLLER_ARGS
+from overseer_nb.execution.ipp import engine_identity
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 logging.getLogger("overseer_nb").setLevel(logging.CRITICAL)

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 import overseer_nb as ov
-from overseer_nb._journal_record import Recorder
+from overseer_nb.journal.recorder import Recorder
 
 # Time the run loops spend in the journal's subscriber (writing and waiting for
 # the commit): an upper bound of what the journal adds to a run's critical

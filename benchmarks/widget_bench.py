@@ -16,8 +16,8 @@ import random
 import time
 
 import overseer_nb as ov
-from overseer_nb import render
-from overseer_nb.widget import RunWidget
+from overseer_nb.display import render
+from overseer_nb.display.widget import RunWidget
 
 
 def layered_graph(n: int, width: int = 40, seed: int = 1) -> dict[str, list[str]]:

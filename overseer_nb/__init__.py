@@ -9,7 +9,6 @@ imported only when a run or a display needs them.
 from __future__ import annotations
 
 from .api import last_run, run
-from .cluster import stop_cluster, use_cluster
 from .errors import (
     ArgsError,
     ClusterError,
@@ -28,13 +27,14 @@ from .errors import (
     UnknownJobError,
     UnknownParentError,
 )
-from .executors import ThreadExecutor
+from .execution.cluster import stop_cluster, use_cluster
+from .execution.threads import ThreadExecutor
 from .graph import JobGraph
 from .handlers import handler, harness, validate_graph_handlers
 from .job import Job
 from .journal import jobs_with_status, load_run, runs
 from .records import Attempt, ErrorInfo, JobRecord
-from .run import Run
+from .running import Run
 from .signals import abort, abort_silent, fault
 from .states import DISPLAY_STATES, STATUSES
 
@@ -86,13 +86,13 @@ __all__ = [
 
 def load_ipython_extension(ipython):
     """``%load_ext overseer_nb``: register the magics and the ``Overseer`` configuration."""
-    from .magics import load
+    from .notebook.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython):
     """``%unload_ext overseer_nb``: remove what ``load_ipython_extension`` added."""
-    from .magics import unload
+    from .notebook.magics import unload
 
     unload(ipython)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._preflight import check_handlers_on_engine
-from ._shipping import Shipper
 from .config import defaults
-from .executors import Executor
+from .display.textlog import log_step
+from .execution.preflight import check_handlers_on_engine
+from .execution.seam import Executor
+from .execution.shipping import Shipper
 from .graph import JobGraph
 from .handlers import validate_graph_handlers
-from .run import Run
-from .textlog import log_step
+from .running import Run
 
 __all__ = ["run", "last_run"]
 
@@ -71,8 +71,8 @@ def run(
         book.require_writable()
     shipper = Shipper()
     if executor is None:
-        from ._ipp import IPyParallelExecutor
-        from .cluster import current_client
+        from .execution.cluster import current_client
+        from .execution.ipp import IPyParallelExecutor
 
         client, cl = current_client(cluster)
         if preflight:

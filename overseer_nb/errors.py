@@ -24,6 +24,9 @@ __all__ = [
     "ClusterError",
     "ArgsError",
     "JournalError",
+    "OptionError",
+    "TransitionError",
+    "DotNotFoundError",
 ]
 
 
@@ -124,3 +127,30 @@ class ArgsError(OverseerError, ValueError):
 
 class JournalError(RunError):
     """The run journal cannot be opened, read or written (the run submits nothing more)."""
+
+
+class OptionError(OverseerError, ValueError):
+    """A run option, job option or harness argument has the wrong type or range."""
+
+
+class TransitionError(OverseerError, ValueError):
+    """A job was asked to move between statuses in a way the state machine forbids.
+
+    ``job``, ``old``, ``new`` and ``reason`` name the move; this is a bug in
+    overseer_nb, not in the user's code.
+    """
+
+    def __init__(self, message: str, *, job: str | None = None, old: str = "", new: str = "", reason: str = ""):
+        self.job, self.old, self.new, self.reason = job, old, new, reason
+        super().__init__(message)
+
+
+class DotNotFoundError(OverseerError, RuntimeError):
+    """The Graphviz ``dot`` program is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the Graphviz 'dot' program is not installed, so the graph cannot be drawn; "
+            "install it: apt-get install graphviz (Debian/Ubuntu), brew install graphviz "
+            "(macOS), conda install graphviz, or add 'graphviz' to binder/apt.txt"
+        )

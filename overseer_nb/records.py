@@ -6,7 +6,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED"]
+__all__ = ["ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED", "NOT_STORED_BYTES"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,10 @@ class _NotStored:
 
 
 NOT_STORED = _NotStored()
+
+# What a loaded run holds as the result of a finished job whose result the
+# journal did not store: unpickles to NOT_STORED, so run.results says so.
+NOT_STORED_BYTES = pickle.dumps(NOT_STORED)
 
 
 @dataclass

@@ -19,7 +19,7 @@ def start_cluster(n: int = ENGINES, **kwargs):
     """Start a local cluster of ``n`` engines on 127.0.0.1; return (cluster, client)."""
     import ipyparallel as ipp
 
-    from overseer_nb.cluster import LOCAL_CONTROLLER_ARGS
+    from overseer_nb.execution.cluster import LOCAL_CONTROLLER_ARGS
 
     cluster = ipp.Cluster(
         n=n,

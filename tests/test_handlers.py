@@ -93,7 +93,7 @@ def test_current_handler_follows_redefinition_in_main():
 def test_shipper_pickles_each_handler_once_until_told_to_forget():
     import threading
 
-    from overseer_nb._shipping import Shipper
+    from overseer_nb.execution.shipping import Shipper
 
     def step(job):
         return 1

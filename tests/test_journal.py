@@ -9,11 +9,13 @@ import stat
 import pytest
 
 import overseer_nb as ov
-from overseer_nb import _journal_record, _journal_store
-from overseer_nb._journal_schema import SCHEMA_VERSION
 from overseer_nb.config import Overseer, set_defaults
 from overseer_nb.errors import JournalError, RunError
 from overseer_nb.journal import backup, journal_location
+from overseer_nb.journal import file as _journal_store
+from overseer_nb.journal import reading as journal_reading
+from overseer_nb.journal import recorder as _journal_record
+from overseer_nb.journal.schema import SCHEMA_VERSION
 from overseer_nb.records import NOT_STORED
 
 CHAIN = {"a": [], "b": ["a"], "c": ["b"]}
@@ -166,7 +168,7 @@ def test_load_and_resume_in_a_new_process_view(tmp_path):
 
     run = ov.run(CHAIN, {"a": ok, "b": bad, "c": ok}, executor=ov.ThreadExecutor(1), journal=path).wait(10)
     # what a new kernel sees: forget the live run
-    ov.journal._live.clear()
+    journal_reading._live.clear()
     loaded = ov.load_run(run.run_id[:-2], journal=path)  # a unique prefix works
     assert loaded is not run and loaded.run_id == run.run_id
     assert loaded.statuses == {"a": "finished", "b": "failed", "c": "unstarted"}
@@ -204,7 +206,7 @@ def test_result_over_the_cap_is_not_stored_and_rerun_only_when_needed(tmp_path):
     assert run.statuses["child"] == "failed" and run.statuses["other"] == "finished"
     (note,) = rows(path, "SELECT result_note FROM jobs WHERE job = 'big'")
     assert "over the journal's cap of 1000" in note[0]
-    ov.journal._live.clear()
+    journal_reading._live.clear()
     loaded = ov.load_run(run.run_id, journal=path)
     assert loaded.results["big"] is NOT_STORED and loaded.results["small"] == "small"
     calls.clear()
@@ -289,7 +291,7 @@ def test_resume_refuses_a_run_another_live_process_is_running(tmp_path):
     run = ov.run(CHAIN, {"a": lambda job: 1, "b": lambda job: 1 / 0, "c": lambda job: 1},
                  executor=ov.ThreadExecutor(1), journal=path).wait(10)
     assert rows(path, "SELECT active FROM runs") == [(0,)]  # idle once it has nothing left to do
-    ov.journal._live.clear()
+    journal_reading._live.clear()
     conn = sqlite3.connect(path)
     with conn:  # as if a live process (our parent) were running it now
         conn.execute("UPDATE runs SET pid = ?, active = 1", (os.getppid(),))

@@ -15,8 +15,8 @@ import time
 import pytest
 
 import overseer_nb as ov
-from overseer_nb import _journal_store
 from overseer_nb.errors import RunError
+from overseer_nb.journal import file as _journal_store
 
 # The handlers of the 'kernel' and of the process that resumes its run: the
 # same source, so both ship the same functions to the engines.

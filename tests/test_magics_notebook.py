@@ -23,7 +23,7 @@ CELLS = [
     "%%overseer_handlers pipeline\ndef result2(job):\n    return scaled(job.inputs['start']) + 1",
     "%overseer_retry\nrun.wait(60)\nprint(run.results)",
     "%overseer_status",
-    "%overseer_cluster --stop\nimport overseer_nb.cluster\nprint(overseer_nb.cluster.describe())",
+    "%overseer_cluster --stop\nimport overseer_nb.execution\nprint(overseer_nb.execution.describe())",
 ]
 
 

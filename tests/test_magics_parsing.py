@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import overseer_nb as ov
-from overseer_nb.binding import bind_handlers, defined_names, python_name
 from overseer_nb.errors import CycleError, GraphError, InvalidHandlerError, UnknownParentError
-from overseer_nb.graph_text import graph_from_cell, parse_graph_text
+from overseer_nb.notebook.binding import bind_handlers, defined_names, python_name
+from overseer_nb.notebook.cells import graph_from_cell, parse_graph_text
 
 SEED = {"start": [], "result1": ["start"], "result2": ["start"], "finish": ["result1", "result2"]}
 

@@ -123,7 +123,7 @@ def test_jobs_on_threads_capture_only_their_own_output(capsys):
 
 
 def test_a_done_run_stays_done_when_stale_news_arrives():
-    from overseer_nb.executors import Ended, EngineLost, EnginesChanged, Started
+    from overseer_nb.events import Ended, EngineLost, EnginesChanged, Started
     from overseer_nb.records import Outcome
 
     run = ov.run({"a": []}, {"a": lambda job: 1}, executor=ov.ThreadExecutor()).wait(10)

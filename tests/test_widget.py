@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import overseer_nb as ov
-from overseer_nb import render
+from overseer_nb.display import render
 
-STATIC = Path(ov.__file__).parent / "static"
+STATIC = Path(ov.__file__).parent / "display" / "static"
 
 
 def _handlers(fail: set[str] = frozenset(), sleep: float = 0.0):
@@ -38,7 +38,7 @@ def start(graph: dict, fail=(), sleep=0.0, interval=0.05, **kw):
     handlers = {job: make(job) for job in graph}
     g = ov.JobGraph(graph)
     run = ov.Run(g, handlers, ov.ThreadExecutor(workers=kw.pop("workers", 2)))
-    from overseer_nb.widget import RunWidget
+    from overseer_nb.display.widget import RunWidget
 
     widget = RunWidget(run, interval=interval)
     sent: list[dict] = []
@@ -66,7 +66,7 @@ DIAMOND = {"fetch": [], "parse": ["fetch"], "side": ["fetch"], "report": ["parse
 
 
 def test_import_overseer_nb_does_not_import_widgets():
-    code = "import sys, overseer_nb; print(sorted(m for m in ('anywidget', 'ipywidgets', 'overseer_nb.widget') if m in sys.modules))"
+    code = "import sys, overseer_nb; print(sorted(m for m in ('anywidget', 'ipywidgets', 'overseer_nb.display.widget') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -87,7 +87,7 @@ def test_css_colours_match_state_style():
 
 
 def test_static_files_are_in_the_package_and_offline():
-    from overseer_nb.widget import RunWidget
+    from overseer_nb.display.widget import RunWidget
 
     js = (STATIC / "widget.js").read_text()
     assert "export default" in js
@@ -288,7 +288,7 @@ def test_run_widget_is_cached_and_static_picture_updates_at_run_end():
 
 
 def test_display_without_a_kernel_prints_the_summary(capsys):
-    from overseer_nb.widget import display_run
+    from overseer_nb.display.widget import display_run
 
     run, widget, sent, _ = start({"a": []})
     settle(run, widget)
@@ -298,7 +298,7 @@ def test_display_without_a_kernel_prints_the_summary(capsys):
 
 @pytest.mark.cluster
 def test_widget_follows_a_cluster_run(client):
-    from overseer_nb.widget import RunWidget
+    from overseer_nb.display.widget import RunWidget
 
     def bad(job):
         raise ValueError("no input")
@@ -323,7 +323,7 @@ def test_widget_of_a_run_loaded_from_the_journal(tmp_path):
     widget = loaded.widget
     assert widget.states == {"a": "finished", "b": "failed", "c": "blocked"}
     assert widget.running is False and widget.elapsed >= 0.05
-    from overseer_nb.widget import static_bundle
+    from overseer_nb.display.widget import static_bundle
 
     assert 'data-job="b" data-state="failed"' in static_bundle(loaded)["image/svg+xml"]
 

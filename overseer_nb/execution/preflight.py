@@ -6,9 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._shipping import Shipper
-from .errors import HandlerError
-from .graph import JobGraph
+from ..errors import HandlerError
+from ..graph import JobGraph
+from .shipping import Shipper
 
 __all__ = ["check_handlers_on_engine"]
 
@@ -24,8 +24,8 @@ def check_handlers_on_engine(
     Asks the least busy engine; with no engine, or no answer within
     ``timeout`` seconds (all engines busy), the check is skipped.
     """
-    from ._engine import preflight
-    from ._ipp import queue_status
+    from .engine import preflight
+    from .ipp import queue_status
 
     if not client.ids:
         return

@@ -16,8 +16,8 @@ import time
 import traceback
 from typing import Any
 
-from .job import Job
-from .signals import Abort, Fault
+from ..job import Job
+from ..signals import Abort, Fault
 
 __all__ = ["run_attempt", "BoundedText"]
 

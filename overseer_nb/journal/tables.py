@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from .states import STATUSES
+from ..states import STATUSES
 
 __all__ = ["RunInfo", "JobStatusRow", "Table"]
 

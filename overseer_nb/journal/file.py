@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._journal_schema import migrate
-from .errors import JournalError
+from ..errors import JournalError
+from .schema import migrate
 
 __all__ = ["Journal", "journal_location", "open_journal", "MEMORY", "ENV_VAR"]
 
@@ -60,7 +60,7 @@ def journal_location(journal: Any = None) -> str | None:
     env = os.environ.get(ENV_VAR, "")
     if env:
         return None if env.strip().lower() in OFF else _normal(env)
-    from .config import defaults
+    from ..config import defaults
 
     configured = defaults().journal
     if configured:

@@ -8,11 +8,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._journal_record import NOT_STORED_BYTES, Recorder
 from .errors import InvalidHandlerError, RunError
-from .executors import Executor
+from .execution.seam import Executor
 from .handlers import lifecycle
-from .run import Run
+from .journal.recorder import NOT_STORED_BYTES, Recorder
+from .running import Run
 from .states import FINISHED, STARTED, UNSTARTED
 
 __all__ = ["resume_run"]
@@ -42,7 +42,7 @@ def resume_run(
     Raises :class:`~overseer_nb.errors.RunError` if the run is going on here
     or in another live process on this machine, or a handler is missing.
     """
-    from .journal import _live, _owner_alive, attach, open_journal
+    from .journal.reading import _live, _owner_alive, attach, open_journal
 
     if not run.done:
         raise RunError(
@@ -152,13 +152,13 @@ def _check_handlers(run: Run, handlers: Any, to_run: set[str]) -> None:
 
 
 def _use_executor(run: Run, executor: Executor | None, cluster: Any) -> None:
-    from .journal import _Detached
+    from .journal.reading import _Detached
 
     if executor is None and cluster is None and not isinstance(run.executor, _Detached):
         return
     if executor is None:
-        from ._ipp import IPyParallelExecutor
-        from .cluster import current_client
+        from .execution.cluster import current_client
+        from .execution.ipp import IPyParallelExecutor
 
         client, cl = current_client(cluster)
         executor = IPyParallelExecutor(client, cl)
@@ -190,11 +190,11 @@ def _record_lost(run: Run, j: Any) -> None:
         for attempt in run.jobs[job].attempts:
             if attempt.number == number:
                 if attempt.outcome is None:
-                    from .journal import _LOST
+                    from .journal.reading import _LOST
 
                     attempt.outcome, attempt.error = "lost", _LOST
                 attempts.append(recorder.attempt_row(job, attempt))
-    from ._journal_record import _write_step
+    from .journal.recorder import _write_step
 
     j.write(_write_step, run.run_id, now, True, transitions, jobs, attempts)
 

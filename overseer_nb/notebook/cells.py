@@ -21,8 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import GraphError, SelfDependencyError, UnknownParentError
-from .graph import JobGraph
+from ..errors import GraphError, SelfDependencyError, UnknownParentError
+from ..graph import JobGraph
 
 __all__ = ["parse_graph_text", "graph_from_cell"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import HandlerError
-from .handlers import current_lifecycle
+from ..errors import HandlerError
+from ..handlers import current_lifecycle
 
 __all__ = ["Shipper"]
 

@@ -17,12 +17,12 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .api import last_run, run
+from ..api import last_run, run
+from ..errors import ArgsError, GraphError, MissingHandlerError, OverseerError, RunError
+from ..graph import JobGraph
+from ..running import Run
 from .binding import Binding, bind_handlers, python_name
-from .errors import ArgsError, GraphError, MissingHandlerError, OverseerError, RunError
-from .graph import JobGraph
-from .graph_text import graph_from_cell
-from .run import Run
+from .cells import graph_from_cell
 
 __all__ = ["Notebook", "parse_args_json"]
 

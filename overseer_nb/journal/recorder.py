@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import socket
 import sqlite3
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ._journal_store import Journal
-from .errors import JournalError
-from .records import NOT_STORED, Attempt
-from .states import FINISHED
+from ..errors import JournalError
+from ..records import NOT_STORED_BYTES, Attempt
+from ..states import FINISHED
+from .file import Journal
 
 if TYPE_CHECKING:
-    from .machine import Step
-    from .run import Run
+    from ..machine import Step
+    from ..running import Run
 
 __all__ = ["Recorder", "NOT_STORED_BYTES", "cap_text", "engine_value", "run_row"]
 
-# What a loaded run holds as the result of a finished job whose result the
-# journal did not store: unpickles to NOT_STORED, so run.results says so.
-NOT_STORED_BYTES = pickle.dumps(NOT_STORED)
 STORED = "stored"
 
 

@@ -16,12 +16,12 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from . import cluster
+from ..config import Overseer, defaults, set_defaults
+from ..display.tables import cluster_text, retry_text, status_table
+from ..errors import OverseerError
+from ..execution import cluster
 from .binding import defined_names
-from .config import Overseer, defaults, set_defaults
-from .errors import OverseerError
-from .notebook import Notebook
-from .tables import cluster_text, retry_text, status_table
+from .session import Notebook
 
 __all__ = ["OverseerMagics", "load", "unload"]
 

@@ -21,18 +21,10 @@ import time
 import weakref
 from typing import Any
 
-from ._engine import run_attempt
-from .executors import (
-    ClusterLost,
-    Ended,
-    EngineLost,
-    EnginesChanged,
-    Executor,
-    Started,
-    Task,
-    outcome_from_report,
-)
-from .records import ErrorInfo, Outcome
+from ..events import ClusterLost, Ended, EngineLost, EnginesChanged, Started
+from ..records import ErrorInfo, Outcome
+from .engine import run_attempt
+from .seam import Executor, Task, outcome_from_report
 
 __all__ = ["IPyParallelExecutor", "engine_identity", "queue_status"]
 

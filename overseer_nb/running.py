@@ -19,9 +19,10 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
-from ._shipping import Shipper
 from .errors import ArgsError
-from .executors import ClusterLost, Ended, EngineLost, EnginesChanged, Executor, Started, Task
+from .events import ClusterLost, Ended, EngineLost, EnginesChanged, Started
+from .execution.seam import Executor, Task
+from .execution.shipping import Shipper
 from .graph import JobGraph
 from .handlers import current_lifecycle
 from .machine import RunMachine
@@ -226,7 +227,7 @@ class Run:
         Finished jobs keep their results; see ``overseer_nb._resume.resume_run``
         for the rules and the ``executor=`` / ``cluster=`` keywords.
         """
-        from ._resume import resume_run
+        from .running_resume import resume_run
 
         return resume_run(self, handlers, **where)
 
@@ -438,19 +439,19 @@ class Run:
         """The live graph widget of this run (one per run, made on first use)."""
         with _WIDGET_LOCK:
             if self.__dict__.get("_widget") is None:
-                from .widget import RunWidget  # widgets are imported only when shown
+                from .display.widget import RunWidget  # widgets are imported only when shown
 
                 self._widget = RunWidget(self)
             return self._widget
 
     def _ipython_display_(self) -> None:
-        from .widget import display_run
+        from .display.widget import display_run
 
         display_run(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         # for front ends that do not call _ipython_display_: the widget and a static picture
-        from .widget import static_bundle
+        from .display.widget import static_bundle
 
         bundle = static_bundle(self)
         widget_bundle = self.widget._repr_mimebundle_()

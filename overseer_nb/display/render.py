@@ -12,8 +12,9 @@ import html
 import re
 import shutil
 
-from .graph import JobGraph
-from .states import DISPLAY_STATES, UNSTARTED
+from ..errors import DotNotFoundError
+from ..graph import JobGraph
+from ..states import DISPLAY_STATES, UNSTARTED
 
 __all__ = [
     "STATE_STYLE",
@@ -37,17 +38,6 @@ STATE_STYLE: dict[str, dict[str, str]] = {
     "requeued": {"fill": "#0072b2", "stroke": "#00263b", "stroke-width": "2", "dash": "1,2"},
 }
 assert set(STATE_STYLE) == set(DISPLAY_STATES)
-
-
-class DotNotFoundError(RuntimeError):
-    """The Graphviz ``dot`` program is not installed."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the Graphviz 'dot' program is not installed, so the graph cannot be drawn; "
-            "install it: apt-get install graphviz (Debian/Ubuntu), brew install graphviz "
-            "(macOS), conda install graphviz, or add 'graphviz' to binder/apt.txt"
-        )
 
 
 def graph_dot(graph: JobGraph) -> str:

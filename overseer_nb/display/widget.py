@@ -25,10 +25,10 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from ._job_details import ACTIONS, act, job_details, preview
-from .config import defaults
+from ..config import defaults
+from ..states import DISPLAY_STATES, FINISHED
+from .details import ACTIONS, act, job_details, preview
 from .render import DotNotFoundError, layout_svg, legend_svg, static_svg
-from .states import DISPLAY_STATES, FINISHED
 
 __all__ = ["RunWidget", "display_run", "static_bundle", "static_picture"]
 

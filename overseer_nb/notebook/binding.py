@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GraphError, InvalidHandlerError
-from .graph import JobGraph
-from .handlers import lifecycle, marked_job_type
+from ..errors import GraphError, InvalidHandlerError
+from ..graph import JobGraph
+from ..handlers import lifecycle, marked_job_type
 
 __all__ = ["python_name", "defined_names", "bind_handlers", "Binding"]
 

@@ -19,17 +19,17 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from ._journal_record import NOT_STORED_BYTES, STORED, Recorder
-from ._journal_store import Journal, journal_location, open_journal
-from ._journal_tables import JobStatusRow, RunInfo, Table
-from .errors import JournalError, RunError
-from .executors import Executor
-from .graph import JobGraph
-from .machine import RunMachine
-from .options import RunOptions
-from .records import Attempt, ErrorInfo
-from .run import Run
-from .states import FINISHED, STARTED, STATUSES
+from ..errors import JournalError, RunError
+from ..execution.seam import Executor
+from ..graph import JobGraph
+from ..machine import RunMachine
+from ..options import RunOptions
+from ..records import Attempt, ErrorInfo
+from ..running import Run
+from ..states import FINISHED, STARTED, STATUSES
+from .file import Journal, journal_location, open_journal
+from .recorder import NOT_STORED_BYTES, STORED, Recorder
+from .tables import JobStatusRow, RunInfo, Table
 
 __all__ = [
     "runs",
@@ -64,7 +64,7 @@ def attach(run: Run, journal: Any = None) -> Journal | None:
         return None
     recorder = getattr(run, "_journal_recorder", None)
     if recorder is None or recorder.journal is not j:
-        from .config import defaults
+        from ..config import defaults
 
         cfg = defaults()
         recorder = Recorder(

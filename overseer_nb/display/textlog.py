@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from .states import ABORTED, FAILED
-from .steps import Step
+from ..states import ABORTED, FAILED
+from ..steps import Step
 
 __all__ = ["log_step"]
 

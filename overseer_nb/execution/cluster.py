@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import ClusterError
+from ..errors import ClusterError
 
 __all__ = ["use_cluster", "stop_cluster", "current_client", "replace_engines", "LOCAL_CONTROLLER_ARGS"]
 
@@ -218,7 +218,7 @@ def _start_local(engines: int | None, *, wait_for: int | None = None) -> None:
 
 
 def _default_engines() -> int:
-    from .config import defaults
+    from ..config import defaults
 
     return defaults().engines or os.cpu_count() or 1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
-from .states import ABORTED, FAILED, STARTED, UNSTARTED
+from ..states import ABORTED, FAILED, STARTED, UNSTARTED
 
 __all__ = ["ACTIONS", "job_details", "preview", "act", "TAIL_CHARS"]
 
