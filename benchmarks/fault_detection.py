@@ -23,8 +23,7 @@ import ipyparallel as ipp
 import psutil
 
 import overseer_nb as ov
-from overseer_nb.execution.cluster import LOCAL_CONTROLLER_ARGS
-from overseer_nb.execution.ipp import engine_identity
+from overseer_nb.execution import LOCAL_CONTROLLER_ARGS, engine_identity
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 logging.getLogger("overseer_nb").setLevel(logging.CRITICAL)

@@ -31,7 +31,7 @@ import time
 import psutil
 
 import overseer_nb as ov
-from overseer_nb.execution.cluster import LOCAL_CONTROLLER_ARGS
+from overseer_nb.execution import LOCAL_CONTROLLER_ARGS
 
 
 def noop(job=None):

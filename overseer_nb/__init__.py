@@ -27,8 +27,7 @@ from .errors import (
     UnknownJobError,
     UnknownParentError,
 )
-from .execution.cluster import stop_cluster, use_cluster
-from .execution.threads import ThreadExecutor
+from .execution import ThreadExecutor, stop_cluster, use_cluster
 from .graph import JobGraph
 from .handlers import handler, harness, validate_graph_handlers
 from .job import Job
@@ -86,13 +85,13 @@ __all__ = [
 
 def load_ipython_extension(ipython):
     """``%load_ext overseer_nb``: register the magics and the ``Overseer`` configuration."""
-    from .notebook.magics import load
+    from .notebook import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython):
     """``%unload_ext overseer_nb``: remove what ``load_ipython_extension`` added."""
-    from .notebook.magics import unload
+    from .notebook import unload
 
     unload(ipython)

@@ -1,37 +1,49 @@
-"""The part of the run state machine that acts on what a user (or a cluster's fate) asks.
+"""The half of the run state machine that acts on what a user (or the run) asks.
 
-Retry, rerun, cancel, abort, pauses, and restoring a run from the journal. Pure
-like the rest of :class:`~overseer_nb.machine.RunMachine`, which mixes this in.
+Retry, rerun, cancel, abort, pauses, and restoring a run from the journal; user
+commands (:mod:`.events`) come in through :meth:`UserCommands.command`. Pure
+like the rest of :class:`~overseer_nb.machine.RunMachine`, which builds on this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, get_args
 
-from .errors import JobRunningError, RunError, UnknownJobError
-from .records import Attempt, ErrorInfo, Outcome
-from .states import ABORTED, FAILED, FINISHED, STARTED, UNSTARTED
+from ._machine_base import MachineBase
+from .errors import JobRunningError, RunError
+from .events import Abort, Cancel, Command, Rerun, Resume, Retry
+from .records import Attempt
+from .states import ABORTED, BAD_STATUSES, FAILED, FINISHED, STARTED, UNSTARTED
 from .steps import Step, Withdraw
-
-# The mixin uses RunMachine's state and helpers; typed loosely to avoid an import cycle.
-_Base: Any = object
 
 __all__ = ["UserCommands"]
 
-_BAD = (FAILED, ABORTED)
 
-
-class UserCommands(_Base):
+class UserCommands(MachineBase):
     """Retry, rerun, cancel, abort, pause/release, restore/resume."""
+
+    def command(self, cmd: Command, at: float) -> Step:
+        """Apply the user command ``cmd`` (:mod:`overseer_nb.events`) at time ``at``.
+
+        The same as calling :meth:`retry`, :meth:`rerun`, :meth:`cancel`,
+        :meth:`abort` or :meth:`resume`, and raises what they raise; a ``cmd``
+        that is no command raises :class:`~overseer_nb.errors.RunError`.
+        """
+        apply = _ON_COMMAND.get(type(cmd))
+        if apply is None:
+            names = ", ".join(t.__name__ for t in _ON_COMMAND)
+            raise RunError(f"the run state machine takes the commands {names}, not {type(cmd).__name__}")
+        return apply(self, cmd, at)
 
     def pause(self, reason: str, at: float) -> Step:
         """Submit nothing until :meth:`release` of ``reason``; withdraw queued attempts.
 
-        Attempts that an engine already runs go on.
+        Attempts that an engine already runs go on. ``reason`` is one of
+        ``states.HOLDS`` (else :class:`~overseer_nb.errors.RunError`).
         """
+        self.hold(reason)
         step = Step()
-        self.holds.add(reason)
         for job in sorted(self._inflight, key=self._rank.__getitem__):
             j = self._jobs[job]
             if j.status == UNSTARTED:
@@ -39,29 +51,12 @@ class UserCommands(_Base):
                 self.unsent(job, j.attempt)
         return step
 
-    def cluster_lost(self, at: float, message: str) -> Step:
-        """The whole cluster stopped answering: pause, and put running attempts back.
-
-        Running attempts go back to unstarted (``requeued``); queued ones are
-        forgotten. Nothing is submitted until ``release("cluster lost")``.
-        """
-        step = self.pause("cluster lost", at)
-        step.instructions.clear()  # nobody to withdraw them from
-        for job in sorted(self._inflight, key=self._rank.__getitem__):
-            j = self._jobs[job]
-            self._end_attempt(job, Outcome("lost", message=message), "lost", at, ErrorInfo("ClusterLost", message))
-            j.waiting_reason = "engine lost"
-            self._move(step, job, UNSTARTED, "engine lost", at, message)
-            if j.pending == 0:
-                self._ready.add(job)
-        return step
-
     def release(self, reason: str | None, at: float) -> Step:
         """Lift the hold ``reason`` (None: every hold) and submit what is ready."""
         if reason is None:
-            self.holds.clear()
+            self._holds.clear()
         else:
-            self.holds.discard(reason)
+            self.unhold(reason)
         step = Step()
         self._schedule(step, at)
         return step
@@ -85,7 +80,7 @@ class UserCommands(_Base):
         ``step.selected`` is the set of job types that run again.
         """
         if job is None:
-            roots = [j for j in self.graph if self._jobs[j].status in _BAD]
+            roots = [j for j in self.graph if self._jobs[j].status in BAD_STATUSES]
         else:
             self._check_known(job)
             roots = [job]
@@ -157,13 +152,7 @@ class UserCommands(_Base):
     def finish_restore(self) -> Step:
         """Recompute readiness and blocking after :meth:`restore` calls."""
         step = Step()
-        for job in self.graph:
-            j = self._jobs[job]
-            j.pending = sum(self._jobs[p].status != FINISHED for p in self.graph.parents(job))
-        self._ready = {
-            job for job in self.graph
-            if self._jobs[job].status == UNSTARTED and self._jobs[job].pending == 0
-        }
+        self._refresh_ready(self.graph)
         self._refresh_blocked(step, list(self.graph))
         for job in self.graph:
             self._note_display(step, job)
@@ -183,14 +172,9 @@ class UserCommands(_Base):
             self._reset(step, selected, "resume", at)
         return step
 
-    def _check_known(self, job: str) -> None:
-        if job not in self.graph:
-            self.graph.parents(job)  # raises UnknownJobError with a suggestion
-            raise UnknownJobError(job)
-
     def _check_retryable(self, job: str) -> None:
         j = self._jobs[job]
-        if j.status in _BAD:
+        if j.status in BAD_STATUSES:
             return
         if j.status == STARTED or job in self._inflight:
             raise JobRunningError(
@@ -204,7 +188,7 @@ class UserCommands(_Base):
             )
         if j.blocked:
             culprits = sorted(
-                a for a in self.graph.ancestors(job) if self._jobs[a].status in _BAD
+                a for a in self.graph.ancestors(job) if self._jobs[a].status in BAD_STATUSES
             )
             raise RunError(
                 f"cannot retry {job!r}: it has not run, it is blocked by "
@@ -224,10 +208,21 @@ class UserCommands(_Base):
         stays_blocked: set[str] = set()
         for job in sorted(candidates - selected, key=self._rank.__getitem__):
             for p in self.graph.parents(job):
-                bad = self._jobs[p].status in _BAD and p not in selected
+                bad = self._jobs[p].status in BAD_STATUSES and p not in selected
                 if bad or p in stays_blocked or (self._jobs[p].blocked and p not in selected):
                     stays_blocked.add(job)
                     break
             else:
                 selected.add(job)
         return selected
+
+
+# Each user command, as the call it stands for.
+_ON_COMMAND: dict[type, Callable[[UserCommands, Any, float], Step]] = {
+    Retry: lambda m, c, at: m.retry(c.job, at, dry_run=c.dry_run),
+    Rerun: lambda m, c, at: m.rerun(c.job, at, dry_run=c.dry_run),
+    Cancel: lambda m, c, at: m.cancel(at),
+    Abort: lambda m, c, at: m.abort(c.job, at),
+    Resume: lambda m, c, at: m.resume(c.jobs, at),
+}
+assert set(_ON_COMMAND) == set(get_args(Command)), "every user command needs an entry in _ON_COMMAND"

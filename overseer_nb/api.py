@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import defaults
-from .display.textlog import log_step
-from .execution.preflight import check_handlers_on_engine
-from .execution.seam import Executor
-from .execution.shipping import Shipper
+from .display import log_step
+from .execution import Executor, connect
 from .graph import JobGraph
 from .handlers import validate_graph_handlers
+from .journal import attach, open_journal
 from .running import Run
 
 __all__ = ["run", "last_run"]
@@ -64,21 +63,12 @@ def run(
     given = dict(retries=retries, retry_delay=retry_delay, timeout=timeout, max_faults=max_faults)
     options.update({k: v for k, v in given.items() if v is not _UNSET})
     opts = defaults().run_options().with_changes(**options)
-    from .journal import attach, open_journal
-
     book = open_journal(journal)  # before any cluster starts: a bad journal stops here
     if book is not None:
         book.require_writable()
-    shipper = Shipper()
     if executor is None:
-        from .execution.cluster import current_client
-        from .execution.ipp import IPyParallelExecutor
-
-        client, cl = current_client(cluster)
-        if preflight:
-            check_handlers_on_engine(client, graph, handlers, shipper)
-        executor = IPyParallelExecutor(client, cl)
-    started = Run(graph, handlers, executor, args=args, options=opts, shipper=shipper)
+        executor = connect(cluster, graph=graph, handlers=handlers, preflight=preflight)
+    started = Run(graph, handlers, executor, args=args, options=opts)
     started.subscribe(log_step)
     if book is not None:
         attach(started, book)

@@ -25,6 +25,7 @@ __all__ = [
     "ArgsError",
     "JournalError",
     "OptionError",
+    "UnknownOptionError",
     "TransitionError",
     "DotNotFoundError",
 ]
@@ -131,6 +132,10 @@ class JournalError(RunError):
 
 class OptionError(OverseerError, ValueError):
     """A run option, job option or harness argument has the wrong type or range."""
+
+
+class UnknownOptionError(OptionError, TypeError):
+    """An option name that does not exist (as Python says of an unknown keyword)."""
 
 
 class TransitionError(OverseerError, ValueError):

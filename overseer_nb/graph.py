@@ -129,7 +129,7 @@ class JobGraph:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         """Show the graph as a static Graphviz picture in a notebook."""
-        from .display.render import graph_mimebundle
+        from .display import graph_mimebundle
 
         return graph_mimebundle(self)
 

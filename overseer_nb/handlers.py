@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidHandlerError, MissingHandlerError
+from .errors import InvalidHandlerError, MissingHandlerError, OptionError, UnknownOptionError
 from .graph import JobGraph
 from .options import JOB_OPTION_NAMES
 
@@ -126,7 +126,7 @@ def harness(handler: Any, wrapper: Callable[[Callable], Callable], stage: str = 
     ``pre_process`` or ``post_process`` always applies. Returns a lifecycle dict.
     """
     if stage not in STAGES:
-        raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        raise OptionError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
     life = lifecycle("<harnessed>", handler)
     stages = {
         "pre_process": life.pre_process or identity_pre_process,
@@ -135,7 +135,7 @@ def harness(handler: Any, wrapper: Callable[[Callable], Callable], stage: str = 
     }
     stages[stage] = wrapper(stages[stage])
     if not callable(stages[stage]):
-        raise TypeError(f"the harness wrapper returned {stages[stage]!r}, not a function")
+        raise InvalidHandlerError(f"the harness wrapper returned {stages[stage]!r}, not a function")
     return {**stages, **life.options}
 
 
@@ -148,7 +148,7 @@ def handler(job_type: str | Callable | None = None, **options: Any) -> Callable:
     """
     unknown = sorted(set(options) - set(JOB_OPTION_NAMES))
     if unknown:
-        raise TypeError(
+        raise UnknownOptionError(
             f"unknown handler option(s) {', '.join(unknown)}; valid: {', '.join(JOB_OPTION_NAMES)}"
         )
 

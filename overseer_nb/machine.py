@@ -1,30 +1,44 @@
 """The run state machine: events in, transitions and instructions out.
 
 Pure and synchronous: no threads, no I/O, no clock of its own (every event
-carries its time). The run loop feeds it what the executor reports and what the
-user asks for, and carries out the instructions it returns.
+carries its time). The run loop feeds it what the executor reports
+(:meth:`RunMachine.handle`) and what the user asks for
+(:meth:`~overseer_nb._machine_commands.UserCommands.command`), and carries out
+the instructions it returns. The job table and the moves both kinds of input are
+made of live in :mod:`._machine_base`; the user commands in :mod:`._machine_commands`.
 """
 
 from __future__ import annotations
 
 import heapq
-import random
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, get_args
 
 from ._machine_commands import UserCommands
-from .graph import JobGraph
-from .options import RunOptions, backoff_delay
-from .records import Attempt, ErrorInfo, JobRecord, Outcome
+from .errors import RunError
+from .events import ClusterLost, Ended, EngineLost, EnginesChanged, ExecutorEvent, Started
+from .options import backoff_delay
+from .records import ErrorInfo, Outcome
 from .states import (
-    ABORTED,
-    FAILED,
+    ATTEMPT_ABORTED,
+    ATTEMPT_FAILED,
+    ATTEMPT_FAULT,
+    ATTEMPT_FINISHED,
+    ATTEMPT_LOST,
+    ATTEMPT_RETRY,
+    ATTEMPT_TIMEOUT,
     FINISHED,
+    HOLD_CLUSTER_LOST,
+    OUTCOME_ABORT,
+    OUTCOME_ERROR,
+    OUTCOME_FAULT,
+    OUTCOME_INTERRUPTED,
+    OUTCOME_KINDS,
+    OUTCOME_LOST,
+    OUTCOME_OK,
+    OUTCOME_UNSENDABLE,
     STARTED,
     UNSTARTED,
-    check_transition,
-    display_state,
 )
 from .steps import Interrupt, Step, Submit, Transition, Withdraw
 
@@ -37,90 +51,30 @@ __all__ = [
     "RunMachine",
 ]
 
-_BAD = (FAILED, ABORTED)
-
-
-@dataclass
-class _Job:
-    status: str = UNSTARTED
-    attempt: int = 0
-    submitted: bool = False  # the current attempt was sent and has not ended
-    waiting_reason: str | None = None
-    faults: int = 0
-    losses: int = 0
-    auto_retries: int = 0
-    not_before: float = 0.0
-    engine: Any = None
-    pending: int = 0  # parents not finished
-    blocked: bool = False  # some ancestor failed or aborted
-
 
 class RunMachine(UserCommands):
-    """The state of one run of ``graph``.
+    """The state of one run of ``graph``: executor events and user commands in, a :class:`Step` out.
 
     ``job_options`` maps job types to their own :class:`RunOptions` (a job
     type's handler overrides); others use ``options``.
     """
 
-    def __init__(
-        self,
-        graph: JobGraph,
-        options: RunOptions | None = None,
-        job_options: dict[str, RunOptions] | None = None,
-        rng: random.Random | None = None,
-    ):
-        self.graph = graph
-        self.options = options or RunOptions()
-        self.job_options = dict(job_options or {})
-        self.rng = rng or random.Random()
-        self.cancelled = False
-        self.holds: set[str] = set()  # why nothing may be submitted now (journal, no engines, ...)
-        self.records = {job: JobRecord(job) for job in graph}
-        self._jobs = {job: _Job(pending=len(graph.parents(job))) for job in graph}
-        self._rank = {job: i for i, job in enumerate(graph.topological_order())}
-        self._ready: set[str] = {job for job in graph if not graph.parents(job)}
-        self._timers: list[tuple[float, str, int]] = []  # (when, job, attempt): backoffs
-        self._deadlines: list[tuple[float, str, int]] = []  # timeouts of running attempts
-        self._inflight: set[str] = set()  # submitted, not ended
+    def handle(self, event: ExecutorEvent, now: float) -> Step:
+        """Apply the executor's ``event`` (:mod:`overseer_nb.events`), applied at time ``now``.
 
-    # -- reading ---------------------------------------------------------
-    def status(self, job: str) -> str:
-        """Stored status of ``job``."""
-        return self._jobs[job].status
+        The same as :meth:`started` (at the event's own time: when the engine
+        took it), :meth:`ended`, :meth:`engine_lost` or :meth:`cluster_lost` (at
+        ``now``). ``EnginesChanged`` is the run's to act on (it pauses and
+        releases ``states.HOLD_NO_ENGINES``), not the machine's: it, like anything
+        that is no executor event, raises :class:`~overseer_nb.errors.RunError`.
+        """
+        apply = _ON_EVENT.get(type(event))
+        if apply is None:
+            names = ", ".join(t.__name__ for t in _ON_EVENT)
+            why = " (the run pauses or releases 'no engines' for it)" if isinstance(event, EnginesChanged) else ""
+            raise RunError(f"the run state machine handles {names}, not {type(event).__name__}{why}")
+        return apply(self, event, now)
 
-    def display_state(self, job: str) -> str:
-        """Derived display state of ``job``."""
-        j = self._jobs[job]
-        return display_state(j.status, blocked=j.blocked, waiting_reason=j.waiting_reason)
-
-    @property
-    def held(self) -> bool:
-        """True while some hold keeps the run from submitting."""
-        return bool(self.holds)
-
-    @held.setter
-    def held(self, value: bool) -> None:
-        if value:
-            self.holds.add("held")
-        else:
-            self.holds.clear()
-
-    def is_idle(self) -> bool:
-        """True when nothing runs, nothing waits to be sent and no backoff is pending."""
-        return not (self._inflight or self._runnable() or self._timers)
-
-    def next_wakeup(self) -> float | None:
-        """The earliest time a backoff ends or a timeout fires, or None."""
-        times = [t[0] for t in self._timers[:1] + self._deadlines[:1]]
-        return min(times) if times else None
-
-    def options_for(self, job: str) -> RunOptions:
-        return self.job_options.get(job, self.options)
-
-    def _runnable(self) -> bool:
-        return bool(self._ready) and not (self.cancelled or self.held)
-
-    # -- events from the executor ------------------------------------------
     def tick(self, now: float) -> Step:
         """Time passed: end backoffs, fire timeouts, send what is ready."""
         step = Step()
@@ -148,20 +102,23 @@ class RunMachine(UserCommands):
         return step
 
     def ended(self, job: str, attempt: int, outcome: Outcome, at: float) -> Step:
-        """Attempt ``attempt`` of ``job`` ended with ``outcome``."""
+        """Attempt ``attempt`` of ``job`` ended with ``outcome``.
+
+        Raises :class:`~overseer_nb.errors.RunError` for a kind not in ``states.OUTCOME_KINDS``.
+        """
         step = Step()
         j = self._jobs[job]
         if j.attempt != attempt or not j.submitted:
             return step  # fenced: a result of an attempt that no longer counts
-        if outcome.kind == "unsendable":
-            self._end_attempt(job, outcome, "failed", at)
-            self._fail(step, job, "not sendable", at, outcome.error)
-            self._schedule(step, at)
-            return step
-        if j.status == UNSTARTED:  # the reply overtook the news that it started
-            self._start(step, job, outcome.engine, outcome.started or at)
-        handler = getattr(self, f"_on_{outcome.kind}")
-        handler(step, job, outcome, at)
+        on_outcome = _ON_OUTCOME.get(outcome.kind)
+        if on_outcome is None:
+            raise RunError(
+                f"attempt {attempt} of {job!r} ended with the unknown outcome kind {outcome.kind!r}; "
+                f"the kinds are {', '.join(map(repr, OUTCOME_KINDS))}"
+            )
+        if j.status == UNSTARTED and outcome.kind != OUTCOME_UNSENDABLE:
+            self._start(step, job, outcome.engine, outcome.started or at)  # the reply overtook the news
+        on_outcome(self, step, job, outcome, at)
         self._schedule(step, at)
         return step
 
@@ -176,14 +133,32 @@ class RunMachine(UserCommands):
             j = self._jobs[job]
             if j.status == STARTED and j.engine == engine:
                 out, err = partial.get((job, j.attempt), ("", ""))
-                lost = Outcome("lost", engine=engine, message=message, stdout=out, stderr=err)
+                lost = Outcome(OUTCOME_LOST, engine=engine, message=message, stdout=out, stderr=err)
                 self._on_lost(step, job, lost, at)
         self._schedule(step, at)
         return step
 
-    # -- outcomes ------------------------------------------------------------
+    def cluster_lost(self, at: float, message: str) -> Step:
+        """The whole cluster stopped answering: pause, and put running attempts back.
+
+        Running attempts go back to unstarted (``requeued``); queued ones are
+        forgotten. Nothing is submitted until ``release(HOLD_CLUSTER_LOST)``.
+        """
+        step = self.pause(HOLD_CLUSTER_LOST, at)
+        step.instructions.clear()  # nobody to withdraw them from
+        for job in sorted(self._inflight, key=self._rank.__getitem__):
+            j = self._jobs[job]
+            lost = Outcome(OUTCOME_LOST, message=message)
+            self._end_attempt(job, lost, ATTEMPT_LOST, at, ErrorInfo("ClusterLost", message))
+            j.waiting_reason = "engine lost"
+            self._move(step, job, UNSTARTED, "engine lost", at, message)
+            if j.pending == 0:
+                self._ready.add(job)
+        return step
+
+    # -- outcomes ------------------------------------------------------------------
     def _on_ok(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
-        self._end_attempt(job, outcome, "finished", at)
+        self._end_attempt(job, outcome, ATTEMPT_FINISHED, at)
         self.records[job].result_bytes = outcome.result
         self._move(step, job, FINISHED, "returned", at)
         for child in self.graph.children(job):
@@ -196,7 +171,7 @@ class RunMachine(UserCommands):
         j, opts = self._jobs[job], self.options_for(job)
         j.faults += 1
         err = outcome.error or ErrorInfo("Fault", outcome.message)
-        self._end_attempt(job, outcome, "fault", at, err)
+        self._end_attempt(job, outcome, ATTEMPT_FAULT, at, err)
         if j.faults >= opts.max_faults:
             msg = f"faulted {j.faults} times (max_faults={opts.max_faults}); last fault: {outcome.message}"
             self._fail(step, job, "faulted too often", at, ErrorInfo("FaultLimit", msg), msg)
@@ -207,109 +182,55 @@ class RunMachine(UserCommands):
     def _on_abort(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         # a silent abort keeps its message but no traceback
         err = ErrorInfo("Abort", outcome.message) if outcome.silent else outcome.error or ErrorInfo("Abort", outcome.message)
-        self._end_attempt(job, outcome, "aborted", at, err)
+        self._end_attempt(job, outcome, ATTEMPT_ABORTED, at, err)
         self._abort_tree(step, [job], "abort", at, outcome.message)
 
     def _on_error(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
-        j, opts = self._jobs[job], self.options_for(job)
-        if j.auto_retries < opts.retries:
-            j.auto_retries += 1
-            self._end_attempt(job, outcome, "retry", at)
-            note = f"automatic retry {j.auto_retries} of {opts.retries} after {outcome.error}"
-            self._requeue(step, job, "automatic retry", at, at + opts.retry_delay, note)
+        """An exception (or an interrupt): retry automatically while retries are left, else fail."""
+        if self._retry_automatically(step, job, outcome, ATTEMPT_RETRY, at, None, f"{outcome.error}"):
             return
-        self._end_attempt(job, outcome, "failed", at)
+        self._end_attempt(job, outcome, ATTEMPT_FAILED, at)
         self._fail(step, job, "exception", at, outcome.error)
-
-    def _on_interrupted(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
-        self._on_error(step, job, outcome, at)
 
     def _on_lost(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         j, opts = self._jobs[job], self.options_for(job)
         j.losses += 1
-        self._end_attempt(job, outcome, "lost", at, ErrorInfo("EngineLost", outcome.message))
+        self._end_attempt(job, outcome, ATTEMPT_LOST, at, ErrorInfo("EngineLost", outcome.message))
         if j.losses >= opts.max_engine_losses:
             msg = f"its engine was lost {j.losses} times (max_engine_losses={opts.max_engine_losses})"
             self._fail(step, job, "engine lost too often", at, ErrorInfo("EngineLost", msg), msg)
             return
         self._requeue(step, job, "engine lost", at, at, outcome.message or "its engine was lost")
 
+    def _on_unsendable(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        self._end_attempt(job, outcome, ATTEMPT_FAILED, at)
+        self._fail(step, job, "not sendable", at, outcome.error)
+
     def _time_out(self, step: Step, job: str, at: float) -> None:
         j, opts = self._jobs[job], self.options_for(job)
         step.instructions.append(Interrupt(job, j.attempt, j.engine, opts.kill_grace))
         err = ErrorInfo("TimeoutError", f"job {job!r} ran longer than its timeout of {opts.timeout:g} s")
-        if j.auto_retries < opts.retries:
-            j.auto_retries += 1
-            self._end_attempt(job, Outcome("error", error=err), "timeout", at, err)
-            note = f"automatic retry {j.auto_retries} of {opts.retries} after a timeout"
-            self._requeue(step, job, "automatic retry", at, at + opts.retry_delay, note)
+        timed_out = Outcome(OUTCOME_ERROR, error=err)
+        if self._retry_automatically(step, job, timed_out, ATTEMPT_TIMEOUT, at, err, "a timeout"):
             return
-        self._end_attempt(job, Outcome("error", error=err), "timeout", at, err)
+        self._end_attempt(job, timed_out, ATTEMPT_TIMEOUT, at, err)
         self._fail(step, job, "timeout", at, err)
 
-    # -- helpers -------------------------------------------------------------
-    def _reset(self, step: Step, selected: set[str], reason: str, at: float) -> None:
-        self.cancelled = False
-        order = sorted(selected, key=self._rank.__getitem__)
-        for job in order:
-            j = self._jobs[job]
-            j.faults = j.losses = j.auto_retries = 0
-            j.waiting_reason = None
-            if j.status != UNSTARTED:
-                self.records[job].result_bytes = None
-                self._move(step, job, UNSTARTED, reason, at)
-        touched = set(selected)
-        for job in selected:
-            touched.update(self.graph.children(job))
-        for job in touched:
-            j = self._jobs[job]
-            j.pending = sum(self._jobs[p].status != FINISHED for p in self.graph.parents(job))
-            if job not in self._inflight:
-                if j.status == UNSTARTED and j.pending == 0:
-                    self._ready.add(job)
-                else:
-                    self._ready.discard(job)
-        self._refresh_blocked(step, order)
-        self._schedule(step, at)
+    def _retry_automatically(
+        self, step: Step, job: str, outcome: Outcome, label: str, at: float, error: ErrorInfo | None, after: str
+    ) -> bool:
+        """End the attempt as ``label`` and requeue ``job`` if it has automatic retries left.
 
-    def _requeue(self, step: Step, job: str, reason: str, at: float, not_before: float, note: str) -> None:
-        j = self._jobs[job]
-        j.waiting_reason = reason
-        self._move(step, job, UNSTARTED, reason, at, note)
-        if not_before <= at:
-            self._ready.add(job)
-        else:
-            j.not_before = not_before
-            heapq.heappush(self._timers, (not_before, job, j.attempt))
-
-    def _fail(self, step: Step, job: str, reason: str, at: float, error: ErrorInfo | None, msg: str = "") -> None:
-        self._move(step, job, FAILED, reason, at, msg or (str(error) if error else ""))
-        self._refresh_blocked(step, [job])
-
-    def _abort_tree(self, step: Step, roots: list[str], reason: str, at: float, msg: str) -> None:
-        tree = set(roots)
-        for root in roots:
-            tree |= self.graph.descendants(root)
-        for job in sorted(tree, key=self._rank.__getitem__):
-            j = self._jobs[job]
-            if j.status not in (UNSTARTED, STARTED):
-                continue
-            why = reason if job in roots else "parent aborted"
-            self._stop_attempt(step, job, at)
-            self._move(step, job, ABORTED, why, at, msg if job in roots else f"a parent was aborted: {msg}")
-            self._ready.discard(job)
-        self._refresh_blocked(step, roots)
-
-    def _stop_attempt(self, step: Step, job: str, at: float) -> None:
-        """End the current attempt of ``job`` if it is queued or running."""
-        j = self._jobs[job]
-        if job not in self._inflight:
-            return
-        if j.status == STARTED:
-            step.instructions.append(Interrupt(job, j.attempt, j.engine, self.options_for(job).kill_grace))
-        else:
-            step.instructions.append(Withdraw(job, j.attempt))
-        self._end_attempt(job, Outcome("interrupted"), "cancelled", at)
+        False (and nothing changed) when its ``retries`` are used up.
+        """
+        j, opts = self._jobs[job], self.options_for(job)
+        if j.auto_retries >= opts.retries:
+            return False
+        j.auto_retries += 1
+        self._end_attempt(job, outcome, label, at, error)
+        note = f"automatic retry {j.auto_retries} of {opts.retries} after {after}"
+        self._requeue(step, job, "automatic retry", at, at + opts.retry_delay, note)
+        return True
 
     def _start(self, step: Step, job: str, engine: Any, at: float) -> None:
         j = self._jobs[job]
@@ -321,61 +242,25 @@ class RunMachine(UserCommands):
         if timeout is not None:
             heapq.heappush(self._deadlines, (at + timeout, job, j.attempt))
 
-    def _end_attempt(self, job: str, outcome: Outcome, label: str, at: float, error: ErrorInfo | None = None) -> None:
-        j = self._jobs[job]
-        self._inflight.discard(job)
-        j.submitted = False
-        attempt = self.records[job].attempts[-1]
-        attempt.outcome = label
-        if outcome.engine is not None and attempt.engine is None:
-            attempt.engine = outcome.engine
-        if outcome.started is not None:  # the engine's own clock is the true start
-            attempt.start = outcome.started
-        attempt.end = outcome.ended if outcome.ended is not None else at
-        attempt.stdout = outcome.stdout or attempt.stdout
-        attempt.stderr = outcome.stderr or attempt.stderr
-        attempt.error = error if error is not None else outcome.error
 
-    def _schedule(self, step: Step, at: float) -> None:
-        if self.cancelled or self.held or not self._ready:
-            return
-        for job in sorted(self._ready, key=self._rank.__getitem__):
-            j = self._jobs[job]
-            j.attempt += 1
-            j.submitted = True
-            self._inflight.add(job)
-            self.records[job].attempts.append(Attempt(j.attempt))
-            inputs = {p: self.records[p].result_bytes for p in self.graph.parents(job)}
-            step.instructions.append(Submit(job, j.attempt, inputs))
-        self._ready.clear()
+# What each outcome kind does to the job whose attempt ended with it.
+_ON_OUTCOME: dict[str, Callable[[RunMachine, Step, str, Outcome, float], None]] = {
+    OUTCOME_OK: RunMachine._on_ok,
+    OUTCOME_FAULT: RunMachine._on_fault,
+    OUTCOME_ABORT: RunMachine._on_abort,
+    OUTCOME_ERROR: RunMachine._on_error,
+    OUTCOME_INTERRUPTED: RunMachine._on_error,  # an interrupted attempt that still counts: like an exception
+    OUTCOME_LOST: RunMachine._on_lost,
+    OUTCOME_UNSENDABLE: RunMachine._on_unsendable,
+}
+assert set(_ON_OUTCOME) == set(OUTCOME_KINDS), "every outcome kind needs an entry in _ON_OUTCOME"
 
-    def _move(self, step: Step, job: str, new: str, reason: str, at: float, message: str = "") -> None:
-        j = self._jobs[job]
-        check_transition(j.status, new, reason)
-        old, j.status = j.status, new
-        if new != UNSTARTED:
-            j.waiting_reason = None
-        rec = self.records[job]
-        rec.status = new
-        rec.message = message
-        step.transitions.append(Transition(job, old, new, reason, j.attempt, at, message))
-        self._note_display(step, job)
-
-    def _note_display(self, step: Step, job: str) -> None:
-        state = self.display_state(job)
-        rec = self.records[job]
-        if rec.display_state != state or job in step.display:
-            rec.display_state = state
-            step.display[job] = state
-
-    def _refresh_blocked(self, step: Step, changed: Iterable[str]) -> None:
-        """Recompute ``blocked`` below ``changed`` jobs, in topological order."""
-        below: set[str] = set()
-        for job in changed:
-            below |= self.graph.descendants(job)
-        for job in sorted(below, key=self._rank.__getitem__):
-            j = self._jobs[job]
-            j.blocked = any(
-                self._jobs[p].status in _BAD or self._jobs[p].blocked for p in self.graph.parents(job)
-            )
-            self._note_display(step, job)
+# Each executor event, as the call it stands for; EnginesChanged is the run's (see handle).
+_ON_EVENT: dict[type, Callable[[RunMachine, Any, float], Step]] = {
+    Started: lambda m, e, now: m.started(e.job, e.attempt, e.engine, e.at),
+    Ended: lambda m, e, now: m.ended(e.job, e.attempt, e.outcome, now),
+    EngineLost: lambda m, e, now: m.engine_lost(e.engine, now, e.message, e.partial),
+    ClusterLost: lambda m, e, now: m.cluster_lost(now, e.message),
+}
+_NOT_THE_MACHINES = {EnginesChanged}
+assert set(_ON_EVENT) | _NOT_THE_MACHINES == set(get_args(ExecutorEvent)), "every executor event needs an entry"

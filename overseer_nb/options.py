@@ -7,6 +7,8 @@ import random
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .errors import OptionError, UnknownOptionError
+
 __all__ = ["RunOptions", "JOB_OPTION_NAMES", "backoff_delay"]
 
 # Options a job type may override through its handler.
@@ -47,7 +49,7 @@ class RunOptions:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise TypeError(
+            raise UnknownOptionError(
                 f"unknown run option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
                 f"valid options: {', '.join(sorted(known))}"
             )
@@ -64,14 +66,14 @@ _INTS = {"retries": 0, "max_faults": 1, "max_engine_losses": 1, "max_result_byte
 def _check(name: str, value: Any) -> None:
     if name in _INTS:
         if isinstance(value, bool) or not isinstance(value, int) or value < _INTS[name]:
-            raise ValueError(f"{name} must be a whole number >= {_INTS[name]}, got {value!r}")
+            raise OptionError(f"{name} must be a whole number >= {_INTS[name]}, got {value!r}")
         return
     if name == "timeout" and value is None:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):
         bound = "> 0 (or None for no limit)" if name == "timeout" else ">= 0"
-        raise ValueError(f"{name} must be a number of seconds {bound}, got {value!r}")
+        raise OptionError(f"{name} must be a number of seconds {bound}, got {value!r}")
 
 
 def backoff_delay(faults: int, base: float, cap: float, rng: random.Random) -> float:

@@ -6,6 +6,8 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
+from .states import FINISHED, UNSTARTED
+
 __all__ = ["ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED", "NOT_STORED_BYTES"]
 
 
@@ -25,8 +27,9 @@ class ErrorInfo:
 class Outcome:
     """How an attempt ended, as reported from its engine.
 
-    kind: ``ok``, ``fault``, ``abort``, ``error``, ``interrupted``, ``lost``
-    (its engine died) or ``unsendable`` (it never reached an engine).
+    kind: one of :data:`~overseer_nb.states.OUTCOME_KINDS`: ``ok``, ``fault``,
+    ``abort``, ``error``, ``interrupted``, ``lost`` (its engine died) or
+    ``unsendable`` (it never reached an engine).
     """
 
     kind: str
@@ -45,7 +48,8 @@ class Outcome:
 class Attempt:
     """One try of a job on an engine.
 
-    outcome: None while queued or running, then ``finished``, ``failed``,
+    outcome: None while queued or running, then one of
+    :data:`~overseer_nb.states.ATTEMPT_OUTCOMES`: ``finished``, ``failed``,
     ``fault``, ``aborted``, ``timeout``, ``lost``, ``retry`` (failed, retried
     automatically) or ``cancelled``.
     """
@@ -87,8 +91,8 @@ class JobRecord:
     """Everything known about one job of a run (a live view while the run goes on)."""
 
     type: str
-    status: str = "unstarted"
-    display_state: str = "unstarted"
+    status: str = UNSTARTED
+    display_state: str = UNSTARTED
     attempts: list[Attempt] = field(default_factory=list)
     message: str = ""
     result_bytes: bytes | None = field(default=None, repr=False)
@@ -96,7 +100,7 @@ class JobRecord:
     @property
     def result(self) -> Any:
         """The job's result (None unless finished)."""
-        if self.status != "finished" or self.result_bytes is None:
+        if self.status != FINISHED or self.result_bytes is None:
             return None
         return pickle.loads(self.result_bytes)
 

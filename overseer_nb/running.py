@@ -1,41 +1,38 @@
-"""A run: one execution of a graph, driven by one loop thread.
+"""A run: one execution of a graph, driven by one loop thread (:mod:`overseer_nb._run_loop`).
 
 Executor callbacks and user commands only enqueue; the loop is the one writer
 that feeds the state machine, carries out its instructions and publishes each
 step to subscribers (the journal first, then displays), so a run behaves the
-same with nothing displayed.
+same with nothing displayed. The journal plugs in through :class:`RunRecorder`;
+this module knows nothing of it.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from .errors import ArgsError
-from .events import ClusterLost, Ended, EngineLost, EnginesChanged, Started
-from .execution.seam import Executor, Task
-from .execution.shipping import Shipper
+from ._run_loop import RunLoop, Subscriber
+from .errors import ArgsError, InvalidHandlerError, RunError
+from .events import Abort, Cancel, EnginesChanged, Rerun, Resume, Retry
+from .execution import Executor, connect
 from .graph import JobGraph
-from .handlers import current_lifecycle
+from .handlers import current_lifecycle, lifecycle
 from .machine import RunMachine
 from .options import RunOptions
-from .records import ErrorInfo, JobRecord, Outcome
-from .states import FINISHED
-from .steps import Interrupt, Step, Submit, Withdraw
+from .records import NOT_STORED_BYTES, JobRecord
+from .states import FINISHED, HOLD_CLUSTER_LOST, HOLD_JOURNAL, HOLD_NO_ENGINES, HOLD_RESUME, UNSTARTED
+from .steps import Step
 
-__all__ = ["Run", "new_run_id"]
+__all__ = ["Run", "RunRecorder", "new_run_id", "pickle_args"]
 
 log = logging.getLogger("overseer_nb")
-
-Subscriber = Callable[["Run", Step], None]
 
 
 def new_run_id() -> str:
@@ -68,6 +65,25 @@ def pickle_args(args: Any) -> bytes:
         ) from exc
 
 
+class RunRecorder(Protocol):
+    """What the run asks of a journal (``overseer_nb.journal`` provides one).
+
+    It is the run's critical subscriber (``recorder(run, step)`` before each
+    step's instructions are carried out; raising holds the run), and it does
+    the journal's part of :meth:`Run.resume`.
+    """
+
+    failed: Exception | None  # the last write's error, None once one succeeded
+
+    def __call__(self, run: Run, step: Step) -> None: ...
+
+    def check_owner(self, run: Run) -> None:
+        """Raise :class:`RunError` if another process (or run object) is running ``run``."""
+
+    def resumed(self, run: Run) -> None:
+        """Take ownership of ``run`` for this process and record the attempts its last owner lost."""
+
+
 class Run:
     """One execution of a job graph (see ``overseer_nb.run`` to start one).
 
@@ -85,11 +101,12 @@ class Run:
         options: RunOptions | None = None,
         run_id: str | None = None,
         machine: RunMachine | None = None,
-        shipper: Shipper | None = None,
+        args_blob: bytes | None = None,
     ):
         self.graph = graph
         self.handlers = handlers
-        self._args_blob = pickle_args({} if args is None else args)
+        # the args as the engines get them; a loaded run keeps the original bytes
+        self.args_blob = pickle_args({} if args is None else args) if args_blob is None else args_blob
         self.args = dict(args or {})
         self.options = options or RunOptions()
         self.run_id = run_id or new_run_id()
@@ -98,13 +115,9 @@ class Run:
         self.created = time.time()
         self.ended: float | None = None
         self.message = ""
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._loop_thread: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
-        self._subscribers: list[tuple[Subscriber, bool]] = []
-        self.shipper = shipper or Shipper()  # a handler is pickled once per run and command
+        self.recorder: RunRecorder | None = None
+        self._unsubscribe_recorder: Callable[[], None] | None = None
+        self._loop = RunLoop(self)
         self._started = False
         # called by wait() on the waiting thread once the run is done: a display shows
         # the final state from there (in a notebook, as output of the cell that waits)
@@ -116,13 +129,16 @@ class Run:
         if self._started:
             return self
         self._started = True
-        self._refresh_job_options()
-        self.executor.start(self._post)
-        count = self.executor.engine_count()
-        if count == 0:
-            self._post(EnginesChanged(0, time.time()))
-        self._post(("tick",))
+        self.refresh_job_options()
+        self.executor.start(self.report)
+        if self.executor.engine_count() == 0:
+            self.report(EnginesChanged(0, time.time()))
+        self._loop.post(None)  # a first tick: submit what is ready
         return self
+
+    def report(self, event: Any) -> None:
+        """Hand an executor event to the run's loop (executors call this from any thread)."""
+        self._loop.post(event)
 
     def subscribe(self, fn: Subscriber, *, critical: bool = False) -> Callable[[], None]:
         """Call ``fn(run, step)`` after every step; returns a function that unsubscribes.
@@ -131,19 +147,23 @@ class Run:
         are carried out; if it raises, the run submits nothing more and says why.
         Any other subscriber's exception is logged and ignored.
         """
-        entry = (fn, critical)
-        with self._lock:
-            if critical:
-                self._subscribers.insert(0, entry)
-            else:
-                self._subscribers.append(entry)
+        return self._loop.subscribe(fn, critical=critical)
 
-        def unsubscribe() -> None:
-            with self._lock:
-                if entry in self._subscribers:
-                    self._subscribers.remove(entry)
+    def use_recorder(self, recorder: RunRecorder) -> None:
+        """Record this run with ``recorder`` from now on (it replaces an earlier one)."""
+        if self.recorder is recorder:
+            return
+        if self._unsubscribe_recorder is not None:
+            self._unsubscribe_recorder()
+        self.recorder = recorder
+        self._unsubscribe_recorder = self.subscribe(recorder, critical=True)
 
-        return unsubscribe
+    def refresh_job_options(self) -> None:
+        """Read each job type's own options (retries, timeout, ...) from its handler as it is now."""
+        lifecycles = {job: current_lifecycle(job, self.handlers[job]) for job in self.graph if job in self.handlers}
+        self.machine.job_options = {
+            job: self.options.for_job(life.options) for job, life in lifecycles.items() if life.options
+        }
 
     # -- reading -----------------------------------------------------------------------
     @property
@@ -173,7 +193,7 @@ class Run:
     @property
     def done(self) -> bool:
         """True when nothing runs or waits to run."""
-        return self._idle.is_set()
+        return self._loop.idle.is_set()
 
     @property
     def succeeded(self) -> bool:
@@ -186,8 +206,9 @@ class Run:
         Raises ``TimeoutError`` if it still progresses after ``timeout`` seconds
         (the run goes on). Ctrl-C stops waiting, not the run.
         """
+        idle = self._loop.idle
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._idle.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))):
+        while not idle.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))):
             if deadline is not None and time.monotonic() >= deadline:
                 counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
                 raise TimeoutError(f"run {self.run_id} still running after {timeout} s ({counts})")
@@ -206,222 +227,120 @@ class Run:
         with ``dry_run=True`` returns that set and changes nothing. Raises
         ``JobRunningError`` if ``job`` is running, ``RunError`` if it did not fail.
         """
-        return self._command(lambda now: self.machine.retry(job, now, dry_run=dry_run), refresh=not dry_run)
+        return set(self._loop.command(Retry(job, dry_run), refresh=not dry_run))
 
     def rerun(self, job: str, *, dry_run: bool = False) -> set[str]:
         """Run ``job`` and all its descendants again, finished or not; returns those job types."""
-        return self._command(lambda now: self.machine.rerun(job, now, dry_run=dry_run), refresh=not dry_run)
+        return set(self._loop.command(Rerun(job, dry_run), refresh=not dry_run))
 
     def cancel(self) -> Run:
         """Start no new job; interrupt running ones; every unfinished job becomes aborted."""
-        self._command(self.machine.cancel)
+        self._loop.command(Cancel())
         return self
 
     def abort(self, job: str) -> set[str]:
         """Abort ``job`` and every unfinished job depending on it; returns those job types."""
-        return self._command(lambda now: self.machine.abort(job, now))
+        return set(self._loop.command(Abort(job)))
 
-    def resume(self, handlers: Mapping[str, Any] | None = None, **where: Any) -> Run:
+    def resume(
+        self, handlers: Mapping[str, Any] | None = None, *, executor: Executor | None = None, cluster: Any = None
+    ) -> Run:
         """Run every job that did not finish (after ``overseer_nb.load_run``); return the run.
 
-        Finished jobs keep their results; see ``overseer_nb._resume.resume_run``
-        for the rules and the ``executor=`` / ``cluster=`` keywords.
+        Jobs recorded ``started`` (their kernel died mid-job) go back to
+        unstarted; failed and aborted ones run again; finished ones do not, and
+        their stored results feed their children. A finished job whose result
+        the journal did not store runs again only if a child that must run
+        needs it; ``run.message`` says which. handlers: job type -> handler
+        (default: the run's own; a loaded run has none). executor / cluster:
+        where to run (default: the run's executor, or for a loaded run the
+        default cluster, checked first as ``ov.run`` does).
+
+        Raises :class:`~overseer_nb.errors.RunError` if the run is going on
+        here or in another live process, or a handler is missing.
         """
-        from .running_resume import resume_run
+        if not self.done:
+            raise RunError(
+                f"run {self.run_id} is still running; wait for it (run.wait()) or cancel it before resuming"
+            )
+        if self.recorder is not None:
+            self.recorder.check_owner(self)
+        statuses = self.statuses
+        unfinished = {job for job, status in statuses.items() if status != FINISHED}
+        if not unfinished:
+            self.message = "nothing to resume: every job finished"
+            return self
+        again = self._unstored_parents(unfinished)
+        to_run = unfinished | again
+        handlers = self.handlers if handlers is None else handlers
+        self._check_resume_handlers(handlers, to_run)
+        self.handlers = handlers
+        self._use_executor(executor, cluster)
+        if self.recorder is not None:
+            self.recorder.resumed(self)
+        reset = frozenset(job for job in to_run if statuses[job] != UNSTARTED)
+        note = f"resumed: {len(to_run)} job{'s' if len(to_run) != 1 else ''} to run"
+        if again:
+            names = ", ".join(sorted(again))
+            note += f"; {names} run{'s' if len(again) == 1 else ''} again: its result was not stored in the journal and a child needs it"
+        log.info("overseer_nb run %s: %s", self.run_id, note)
+        self.machine.unhold(HOLD_JOURNAL)  # a journal that failed before: try again
+        self.message = note
+        if self._started:
+            self._loop.command(Resume(reset), refresh=True)
+        else:
+            # applied before the executor starts, so no child of a job that runs
+            # again is sent with the placeholder of its parent's result
+            self.machine.hold(HOLD_RESUME)
+            self._loop.apply_command(Resume(reset), refresh=True)
+            self.machine.unhold(HOLD_RESUME)
+            self.start()
+        if self.recorder is not None and self.recorder.failed is not None:
+            raise self.recorder.failed
+        return self
 
-        return resume_run(self, handlers, **where)
+    def _unstored_parents(self, must_run: set[str]) -> set[str]:
+        """Finished ancestors whose result is not stored and that a job in ``must_run`` needs."""
+        extra: set[str] = set()
+        stack = list(must_run)
+        while stack:
+            job = stack.pop()
+            for parent in self.graph.parents(job):
+                if parent in must_run or parent in extra:
+                    continue
+                blob = self.jobs[parent].result_bytes
+                if blob is None or blob == NOT_STORED_BYTES:
+                    extra.add(parent)
+                    stack.append(parent)  # it needs its own parents' results in turn
+        return extra
 
-    def _command(self, fn: Callable[[float], Step], refresh: bool = False) -> set[str]:
-        if threading.current_thread() is self._loop_thread:
-            return set(self._apply_command(fn, refresh))
-        fut: Future = Future()
-        self._post(("command", fn, refresh, fut))
-        return set(fut.result())
+    def _check_resume_handlers(self, handlers: Any, to_run: set[str]) -> None:
+        if not isinstance(handlers, Mapping):
+            raise InvalidHandlerError(
+                f"handlers must be a dict of job type -> handler, got {type(handlers).__name__}"
+            )
+        missing = sorted(job for job in to_run if job not in handlers)
+        if missing:
+            names = ", ".join(map(repr, missing))
+            raise RunError(
+                f"cannot resume run {self.run_id}: no handler for {names}, which must run. "
+                "Pass the handlers: run.resume(handlers), a dict of job type -> function."
+            )
+        for job in to_run:
+            lifecycle(job, handlers[job])
 
-    def _apply_command(self, fn: Callable[[float], Step], refresh: bool) -> frozenset[str]:
-        if refresh:
-            # handlers are pickled again after a command: a global fixed in a cell is shipped anew
-            self.shipper.forget()
-            self._refresh_job_options()
-        step = fn(time.time())
-        self._handle(step)
-        return step.selected
-
-    def _refresh_job_options(self) -> None:
-        lifecycles = {job: current_lifecycle(job, self.handlers[job]) for job in self.graph if job in self.handlers}
-        self.machine.job_options = {
-            job: self.options.for_job(life.options) for job, life in lifecycles.items() if life.options
-        }
-
-    # -- the loop ---------------------------------------------------------------------------
-    def _post(self, item: Any) -> None:
-        self._queue.put(item)
-        with self._lock:
-            # An idle run has no attempt out: news of one (a late IOPub message, the
-            # error of an engine that died after its job ended) is stale, and so is an
-            # engine joining a run that does not wait for one: the run stays done.
-            if not (self._idle.is_set() and self._changes_nothing_when_idle(item)):
-                self._idle.clear()
-            if self._loop_thread is None:
-                self._loop_thread = threading.Thread(
-                    target=self._loop, name=f"overseer-run-{self.run_id}", daemon=True
-                )
-                self._loop_thread.start()
-
-    def _changes_nothing_when_idle(self, item: Any) -> bool:
-        """True for news that cannot make an idle run submit anything (it stays done)."""
-        if isinstance(item, _ATTEMPT_NEWS):
-            return True
-        # engines coming or going matter to an idle run only if it waits for engines
-        return isinstance(item, EnginesChanged) and not (item.count and "no engines" in self.machine.holds)
-
-    def _loop(self) -> None:
-        while True:
-            wake = self.machine.next_wakeup()
-            wait = None if wake is None else max(0.0, wake - time.time())
-            if self._waiting_for_engines():
-                wait = 1.0 if wait is None else min(wait, 1.0)
-            try:
-                item = self._queue.get(timeout=wait)
-            except queue.Empty:
-                item = None
-            # What engines report is applied in one batch: one journal write and
-            # one display update for everything that arrived meanwhile.
-            batch = Step()
-            while True:
-                if isinstance(item, (Started, Ended)):
-                    batch.absorb(self._report_step(item))
-                elif item is not None:
-                    self._handle(batch)  # commands and cluster news see every earlier report
-                    batch = Step()
-                    self._dispatch(item)
-                if len(batch.transitions) >= _MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            batch.absorb(self.machine.tick(time.time()))
-            self._handle(batch)
-            with self._lock:
-                if self._queue.empty() and self.machine.is_idle() and not self._waiting_for_engines():
-                    self._loop_thread = None
-                    self.ended = time.time()
-                    self._idle.set()
-                    return
-
-    def _report_step(self, item: Started | Ended) -> Step:
-        try:
-            if isinstance(item, Started):
-                return self.machine.started(item.job, item.attempt, item.engine, item.at)
-            return self.machine.ended(item.job, item.attempt, item.outcome, time.time())
-        except Exception:  # the loop must survive anything
-            log.exception("overseer_nb: error while handling %r", item)
-            return Step()
-
-    def _dispatch(self, item: Any) -> None:
-        now = time.time()
-        try:
-            if isinstance(item, EngineLost):
-                self._handle(self.machine.engine_lost(item.engine, now, item.message, item.partial))
-            elif isinstance(item, ClusterLost):
-                self.message = item.message
-                log.error("overseer_nb run %s: %s", self.run_id, item.message)
-                self._handle(self.machine.cluster_lost(now, item.message))
-            elif isinstance(item, EnginesChanged):
-                self._engines_changed(item.count)
-            elif item[0] == "command":
-                _, fn, refresh, fut = item
-                try:
-                    fut.set_result(self._apply_command(fn, refresh))
-                except BaseException as exc:
-                    fut.set_exception(exc)
-        except Exception:  # the loop must survive anything
-            log.exception("overseer_nb: error while handling %r", item)
-
-    def _waiting_for_engines(self) -> bool:
-        """True while the run has none but the cluster is starting engines (keep waiting)."""
-        return "no engines" in self.machine.holds and self.executor.engines_coming()
-
-    def _engines_changed(self, count: int) -> None:
-        """No engines: pause (so ``wait`` returns and says so); engines back: go on."""
-        now = time.time()
-        if count == 0 and "no engines" not in self.machine.holds:
-            self.message = _NO_ENGINES
-            log.warning("overseer_nb run %s: %s", self.run_id, _NO_ENGINES)
-            self._handle(self.machine.pause("no engines", now))
-            self._publish(Step(), critical=False)
-        elif count > 0 and "no engines" in self.machine.holds:
-            if self.message == _NO_ENGINES:
-                self.message = ""
-            self._handle(self.machine.release("no engines", now))
-            self._publish(Step(), critical=False)
-
-    def _handle(self, step: Step) -> None:
-        pending = [step]
-        while pending:
-            step = pending.pop(0)
-            if not step:
-                continue
-            if not self._publish(step, critical=True):
-                self._hold(step)
-                self._publish(step, critical=False)
-                continue
-            for ins in step.instructions:
-                if isinstance(ins, Submit):
-                    follow = self._submit(ins)
-                    if follow:
-                        pending.append(follow)
-                elif isinstance(ins, Interrupt):
-                    self.executor.interrupt(ins.job, ins.attempt, ins.engine, ins.kill_after)
-                elif isinstance(ins, Withdraw):
-                    self.executor.withdraw(ins.job, ins.attempt)
-            self._publish(step, critical=False)
-
-    def _hold(self, step: Step) -> None:
-        self.machine.held = True
-        for ins in step.instructions:
-            if isinstance(ins, Submit):
-                self.machine.unsent(ins.job, ins.attempt)
-
-    def _publish(self, step: Step, *, critical: bool) -> bool:
-        with self._lock:
-            subscribers = [fn for fn, crit in self._subscribers if crit == critical]
-        for fn in subscribers:
-            try:
-                fn(self, step)
-            except Exception as exc:
-                if critical:
-                    self.message = f"the run stopped submitting jobs: {exc}"
-                    log.error("overseer_nb run %s: %s", self.run_id, self.message)
-                    return False
-                log.exception("overseer_nb: a display of run %s failed; the run goes on", self.run_id)
-        return True
-
-    def _submit(self, ins: Submit) -> Step | None:
-        job = ins.job
-        opts = self.machine.options_for(job)
-        try:
-            handler = self.handlers[job]
-        except KeyError:
-            return self._unsendable(ins, ErrorInfo("MissingHandler", f"no handler for {job!r} any more"))
-        in_process = getattr(self.executor, "in_process", False)
-        try:
-            blob = self.shipper.stages(job, handler) if in_process else self.shipper.pickle(job, handler)
-        except Exception as exc:
-            cause = exc.__cause__ or exc
-            return self._unsendable(ins, ErrorInfo(type(cause).__name__, str(exc)))
-        meta = {"id": f"{self.run_id}:{job}", "type": job, "run_id": self.run_id, "attempt": ins.attempt}
-        args = self.args if in_process else self._args_blob
-        task = Task(job, ins.attempt, (meta, blob, args, ins.inputs, opts.max_result_bytes))
-        try:
-            self.executor.submit(task)
-        except Exception as exc:
-            return self._unsendable(ins, ErrorInfo(type(exc).__name__, f"could not submit {job!r}: {exc}"))
-        return None
-
-    def _unsendable(self, ins: Submit, error: ErrorInfo) -> Step:
-        return self.machine.ended(ins.job, ins.attempt, Outcome("unsendable", error=error), time.time())
+    def _use_executor(self, executor: Executor | None, cluster: Any) -> None:
+        if executor is None and cluster is None and self.executor.connected:
+            return
+        if executor is None:
+            executor = connect(cluster, graph=self.graph, handlers=self.handlers)
+        if self._started:
+            self.executor.close()
+            executor.start(self.report)
+        self.executor = executor
+        # the run is idle here; a lost cluster or a cluster without engines is behind it now
+        self.machine.unhold(HOLD_CLUSTER_LOST)
+        self.machine.unhold(HOLD_NO_ENGINES)
 
     # -- display ------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -462,13 +381,3 @@ class Run:
 
 
 _WIDGET_LOCK = threading.Lock()
-
-_ATTEMPT_NEWS = (Started, Ended, EngineLost)
-
-_MAX_BATCH = 500  # transitions applied before the loop publishes, so displays stay live
-
-_NO_ENGINES = (
-    "no engines: the cluster has no engine to run jobs; nothing is submitted until "
-    "engines join (the run then goes on by itself)"
-)
-

@@ -2,10 +2,13 @@
 
 Overseer's five statuses are what is stored. Display states are derived here and
 nowhere else, so the API, the journal, the widget's CSS classes and the docs
-all use the same words.
+all use the same words. The other words a journal stores or a run shows (holds,
+outcome kinds, attempt outcomes) are named here too, each as a tuple of its values.
 """
 
 from __future__ import annotations
+
+from .errors import TransitionError
 
 __all__ = [
     "UNSTARTED",
@@ -14,12 +17,34 @@ __all__ = [
     "FAILED",
     "ABORTED",
     "STATUSES",
+    "BAD_STATUSES",
     "BLOCKED",
     "RETRYING",
     "REQUEUED",
     "DISPLAY_STATES",
+    "HOLD_JOURNAL",
+    "HOLD_NO_ENGINES",
+    "HOLD_CLUSTER_LOST",
+    "HOLD_RESUME",
+    "HOLDS",
+    "OUTCOME_OK",
+    "OUTCOME_FAULT",
+    "OUTCOME_ABORT",
+    "OUTCOME_ERROR",
+    "OUTCOME_INTERRUPTED",
+    "OUTCOME_LOST",
+    "OUTCOME_UNSENDABLE",
+    "OUTCOME_KINDS",
+    "ATTEMPT_FINISHED",
+    "ATTEMPT_FAILED",
+    "ATTEMPT_FAULT",
+    "ATTEMPT_ABORTED",
+    "ATTEMPT_TIMEOUT",
+    "ATTEMPT_LOST",
+    "ATTEMPT_RETRY",
+    "ATTEMPT_CANCELLED",
+    "ATTEMPT_OUTCOMES",
     "TRANSITIONS",
-    "REASONS",
     "check_transition",
     "display_state",
 ]
@@ -30,11 +55,46 @@ FINISHED = "finished"
 FAILED = "failed"
 ABORTED = "aborted"
 STATUSES = (UNSTARTED, STARTED, FINISHED, FAILED, ABORTED)
+# a job in one blocks its descendants, and run.retry() runs it again
+BAD_STATUSES = (FAILED, ABORTED)
 
 BLOCKED = "blocked"
 RETRYING = "retrying"
 REQUEUED = "requeued"
 DISPLAY_STATES = STATUSES + (BLOCKED, RETRYING, REQUEUED)
+
+# Why a run submits nothing now (any one is enough).
+HOLD_JOURNAL = "held"  # the journal refused a write
+HOLD_NO_ENGINES = "no engines"
+HOLD_CLUSTER_LOST = "cluster lost"
+HOLD_RESUME = "resume"  # a resume is being applied before the run starts
+HOLDS = (HOLD_JOURNAL, HOLD_NO_ENGINES, HOLD_CLUSTER_LOST, HOLD_RESUME)
+
+# How an attempt ended, as its engine (or the executor) reports it: records.Outcome.kind.
+OUTCOME_OK = "ok"
+OUTCOME_FAULT = "fault"
+OUTCOME_ABORT = "abort"
+OUTCOME_ERROR = "error"
+OUTCOME_INTERRUPTED = "interrupted"
+OUTCOME_LOST = "lost"  # its engine died
+OUTCOME_UNSENDABLE = "unsendable"  # it never reached an engine
+OUTCOME_KINDS = (
+    OUTCOME_OK, OUTCOME_FAULT, OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_INTERRUPTED, OUTCOME_LOST, OUTCOME_UNSENDABLE
+)
+
+# What became of an attempt, as stored: records.Attempt.outcome (None while it runs).
+ATTEMPT_FINISHED = "finished"
+ATTEMPT_FAILED = "failed"
+ATTEMPT_FAULT = "fault"
+ATTEMPT_ABORTED = "aborted"
+ATTEMPT_TIMEOUT = "timeout"
+ATTEMPT_LOST = "lost"
+ATTEMPT_RETRY = "retry"  # failed, and retried automatically
+ATTEMPT_CANCELLED = "cancelled"
+ATTEMPT_OUTCOMES = (
+    ATTEMPT_FINISHED, ATTEMPT_FAILED, ATTEMPT_FAULT, ATTEMPT_ABORTED, ATTEMPT_TIMEOUT, ATTEMPT_LOST, ATTEMPT_RETRY,
+    ATTEMPT_CANCELLED,
+)
 
 # Every allowed move, with the reasons that may cause it. Overseer's own moves
 # first; the last three are the user's retry, rerun and a resume after a restart.
@@ -55,20 +115,27 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (FINISHED, UNSTARTED): frozenset({"rerun", "resume"}),
 }
 
-REASONS = frozenset().union(*TRANSITIONS.values())
-
 # Why an unstarted job is waiting, as the display shows it.
 _WAITING_DISPLAY = {"fault": RETRYING, "automatic retry": RETRYING, "engine lost": REQUEUED}
 
 
-def check_transition(old: str, new: str, reason: str) -> None:
-    """Raise ``ValueError`` unless ``old -> new`` for ``reason`` is an allowed move."""
+def check_transition(old: str, new: str, reason: str, *, job: str | None = None) -> None:
+    """Raise :class:`~overseer_nb.errors.TransitionError` unless ``old -> new`` for ``reason`` is allowed.
+
+    ``job`` names the job in the message.
+    """
     allowed = TRANSITIONS.get((old, new))
+    who = "a job" if job is None else f"job {job!r}"
     if allowed is None:
-        raise ValueError(f"a job cannot move from {old!r} to {new!r}")
+        targets = sorted(n for o, n in TRANSITIONS if o == old)
+        raise TransitionError(
+            f"{who} cannot move from {old!r} to {new!r}; from {old!r} a job moves only to {targets}",
+            job=job, old=old, new=new, reason=reason,
+        )
     if reason not in allowed:
-        raise ValueError(
-            f"a job moves from {old!r} to {new!r} only for {sorted(allowed)}, not {reason!r}"
+        raise TransitionError(
+            f"{who} moves from {old!r} to {new!r} only for {sorted(allowed)}, not {reason!r}",
+            job=job, old=old, new=new, reason=reason,
         )
 
 

@@ -90,19 +90,19 @@ def test_current_handler_follows_redefinition_in_main():
     assert current_handler(len) is len
 
 
-def test_shipper_pickles_each_handler_once_until_told_to_forget():
+def test_shipper_pickles_each_set_of_stages_once_until_told_to_forget():
     import threading
 
-    from overseer_nb.execution.shipping import Shipper
+    from overseer_nb.execution import Shipper
 
     def step(job):
         return 1
 
     shipper = Shipper()
-    first = shipper.pickle("a", step)
-    assert shipper.pickle("b", step) is first  # same functions: the same pickle
+    first = shipper.pickle("a", (None, step, None))
+    assert shipper.pickle("b", (None, step, None)) is first  # same functions: the same pickle
     shipper.forget()
-    assert shipper.pickle("a", step) is not first
+    assert shipper.pickle("a", (None, step, None)) is not first
     lock = threading.Lock()
     with pytest.raises(ov.HandlerError, match="handler of 'locked' cannot be sent to the engines"):
-        shipper.pickle("locked", lambda job: lock)
+        shipper.pickle("locked", (None, lambda job: lock, None))

@@ -11,11 +11,10 @@ import pytest
 import overseer_nb as ov
 from overseer_nb.config import Overseer, set_defaults
 from overseer_nb.errors import JournalError, RunError
-from overseer_nb.journal import backup, journal_location
+from overseer_nb.journal import backup, journal_location, sql
 from overseer_nb.journal import file as _journal_store
-from overseer_nb.journal import reading as journal_reading
-from overseer_nb.journal import recorder as _journal_record
-from overseer_nb.journal.schema import SCHEMA_VERSION
+from overseer_nb.journal.recorder import forget_live_runs
+from overseer_nb.journal.sql import SCHEMA_VERSION
 from overseer_nb.records import NOT_STORED
 
 CHAIN = {"a": [], "b": ["a"], "c": ["b"]}
@@ -168,7 +167,7 @@ def test_load_and_resume_in_a_new_process_view(tmp_path):
 
     run = ov.run(CHAIN, {"a": ok, "b": bad, "c": ok}, executor=ov.ThreadExecutor(1), journal=path).wait(10)
     # what a new kernel sees: forget the live run
-    journal_reading._live.clear()
+    forget_live_runs()
     loaded = ov.load_run(run.run_id[:-2], journal=path)  # a unique prefix works
     assert loaded is not run and loaded.run_id == run.run_id
     assert loaded.statuses == {"a": "finished", "b": "failed", "c": "unstarted"}
@@ -206,7 +205,7 @@ def test_result_over_the_cap_is_not_stored_and_rerun_only_when_needed(tmp_path):
     assert run.statuses["child"] == "failed" and run.statuses["other"] == "finished"
     (note,) = rows(path, "SELECT result_note FROM jobs WHERE job = 'big'")
     assert "over the journal's cap of 1000" in note[0]
-    journal_reading._live.clear()
+    forget_live_runs()
     loaded = ov.load_run(run.run_id, journal=path)
     assert loaded.results["big"] is NOT_STORED and loaded.results["small"] == "small"
     calls.clear()
@@ -226,7 +225,7 @@ def test_output_is_capped_with_a_marker(tmp_path):
     run = ov.run({"n": []}, {"n": noisy}, executor=ov.ThreadExecutor(1), journal=path).wait(10)
     ((stdout,),) = rows(path, "SELECT stdout FROM attempts WHERE run_id = ?", (run.run_id,))
     assert stdout.startswith("A" * 50) and stdout.endswith("C" * 49 + "\n")
-    assert "characters not stored in the journal ...]" in stdout and len(stdout) < 200
+    assert "characters not kept ...]" in stdout and len(stdout) < 200
     assert len(run.jobs["n"].attempts[0].stdout) > 5000  # the live run keeps it all
 
 
@@ -250,14 +249,14 @@ def test_read_only_location_submits_nothing(tmp_path):
 
 def test_write_failure_mid_run_holds_the_run(tmp_path, monkeypatch):
     path = str(tmp_path / "j.sqlite")
-    real = _journal_record._write_step
+    real = sql.write_step
 
     def failing(conn, run_id, at, active, transitions, jobs, attempts):
         if any(t[1] == "b" for t in transitions):
             raise sqlite3.OperationalError("disk I/O error")
         return real(conn, run_id, at, active, transitions, jobs, attempts)
 
-    monkeypatch.setattr(_journal_record, "_write_step", failing)
+    monkeypatch.setattr(sql, "write_step", failing)
     spy = SpyExecutor()
     run = ov.run(CHAIN, {j: (lambda job: 1) for j in CHAIN}, executor=spy, journal=path).wait(10)
     assert "c" not in spy.submitted
@@ -291,7 +290,7 @@ def test_resume_refuses_a_run_another_live_process_is_running(tmp_path):
     run = ov.run(CHAIN, {"a": lambda job: 1, "b": lambda job: 1 / 0, "c": lambda job: 1},
                  executor=ov.ThreadExecutor(1), journal=path).wait(10)
     assert rows(path, "SELECT active FROM runs") == [(0,)]  # idle once it has nothing left to do
-    journal_reading._live.clear()
+    forget_live_runs()
     conn = sqlite3.connect(path)
     with conn:  # as if a live process (our parent) were running it now
         conn.execute("UPDATE runs SET pid = ?, active = 1", (os.getppid(),))

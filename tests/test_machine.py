@@ -1,15 +1,43 @@
 """The pure state machine: feed events, compare transitions and instructions. No cluster."""
 
 import random
+from typing import get_args
 
 import pytest
 
-from overseer_nb import JobGraph
-from overseer_nb.errors import JobRunningError, RunError
-from overseer_nb.machine import Interrupt, RunMachine, Submit, Withdraw
+from overseer_nb import JobGraph, _machine_commands
+from overseer_nb import machine as machine_module
+from overseer_nb.errors import JobRunningError, RunError, TransitionError
+from overseer_nb.events import (
+    Abort,
+    Cancel,
+    ClusterLost,
+    Command,
+    Ended,
+    EngineLost,
+    EnginesChanged,
+    ExecutorEvent,
+    Rerun,
+    Resume,
+    Retry,
+    Started,
+)
+from overseer_nb.machine import Interrupt, RunMachine, Step, Submit, Withdraw
 from overseer_nb.options import RunOptions, backoff_delay
-from overseer_nb.records import ErrorInfo, Outcome
-from overseer_nb.states import TRANSITIONS, check_transition, display_state
+from overseer_nb.records import Attempt, ErrorInfo, Outcome
+from overseer_nb.states import (
+    ATTEMPT_OUTCOMES,
+    BAD_STATUSES,
+    HOLD_CLUSTER_LOST,
+    HOLD_JOURNAL,
+    HOLD_NO_ENGINES,
+    HOLD_RESUME,
+    HOLDS,
+    OUTCOME_KINDS,
+    TRANSITIONS,
+    check_transition,
+    display_state,
+)
 
 SEED = JobGraph({"start": [], "result1": ["start"], "result2": ["start"], "finish": ["result1", "result2"]})
 
@@ -297,3 +325,234 @@ def test_scheduling_does_not_scan_waiting_jobs():
     cost(10)  # warm up
     small, large = min(cost(10) for _ in range(3)), min(cost(20_000) for _ in range(3))
     assert large < small * 3, (small, large)
+
+
+# -- vocabularies ------------------------------------------------------------------
+def test_stored_vocabularies_keep_their_values():
+    # the journal stores these words: renaming one would orphan every journal written before
+    assert HOLDS == ("held", "no engines", "cluster lost", "resume")
+    assert (HOLD_JOURNAL, HOLD_NO_ENGINES, HOLD_CLUSTER_LOST, HOLD_RESUME) == HOLDS
+    assert OUTCOME_KINDS == ("ok", "fault", "abort", "error", "interrupted", "lost", "unsendable")
+    assert ATTEMPT_OUTCOMES == ("finished", "failed", "fault", "aborted", "timeout", "lost", "retry", "cancelled")
+    assert BAD_STATUSES == ("failed", "aborted")
+
+
+def test_check_transition_error_names_the_job_and_the_move():
+    with pytest.raises(TransitionError, match="job 'b' cannot move from 'finished' to 'started'") as info:
+        check_transition("finished", "started", "engine took it", job="b")
+    assert (info.value.job, info.value.old, info.value.new, info.value.reason) == (
+        "b", "finished", "started", "engine took it"
+    )
+    assert "['unstarted']" in str(info.value)  # where a finished job may go
+    with pytest.raises(TransitionError, match="job 'b' moves from 'started' to 'failed' only for .*not 'cancel'"):
+        check_transition("started", "failed", "cancel", job="b")
+
+
+def test_the_machine_names_the_job_of_a_forbidden_move():
+    m = machine()
+    m.tick(0)
+    run_job(m, "start", ok())
+    with pytest.raises(TransitionError, match="job 'start' cannot move from 'finished' to 'started'") as info:
+        m._move(Step(), "start", "started", "engine took it", 2.0)
+    assert info.value.job == "start"
+
+
+# -- holds -------------------------------------------------------------------------
+def test_lifting_one_hold_leaves_the_others():
+    m = machine()
+    m.hold(HOLD_JOURNAL)
+    step = m.pause(HOLD_NO_ENGINES, 0)
+    assert m.holds == {HOLD_JOURNAL, HOLD_NO_ENGINES} and m.held
+    assert submits(m.release(HOLD_NO_ENGINES, 1.0)) == []  # the journal hold is still there
+    assert m.holds == {HOLD_JOURNAL} and m.held
+    assert submits(m.tick(2.0)) == []
+    m.hold(HOLD_RESUME)
+    m.unhold(HOLD_RESUME)
+    assert m.holds == {HOLD_JOURNAL}
+    m.unhold(HOLD_JOURNAL)
+    m.unhold(HOLD_JOURNAL)  # lifting a hold that is not set is fine
+    assert not m.held and m.holds == frozenset()
+    assert submits(m.tick(3.0)) == [("start", 1)]
+    assert not step
+
+
+def test_holds_are_read_only_views():
+    m = machine()
+    m.hold(HOLD_JOURNAL)
+    with pytest.raises(AttributeError):
+        m.held = False  # no setter: clearing every hold at once hid which one was meant
+    with pytest.raises(AttributeError):
+        m.holds.clear()
+    assert m.holds == {HOLD_JOURNAL}
+
+
+def test_unknown_hold_names_are_refused_with_the_valid_ones():
+    m = machine()
+    for call in (m.hold, m.unhold, lambda r: m.pause(r, 0), lambda r: m.release(r, 0)):
+        with pytest.raises(RunError, match="unknown hold 'paused'; .*'held', 'no engines', 'cluster lost', 'resume'"):
+            call("paused")
+    assert not m.held
+    assert submits(m.tick(0)) == [("start", 1)]
+
+
+def test_cluster_lost_holds_until_its_own_release():
+    m = machine()
+    m.tick(0)
+    m.started("start", 1, 0, 1.0)
+    m.hold(HOLD_JOURNAL)
+    step = m.cluster_lost(2.0, "controller gone")
+    assert moves(step) == [("start", "started", "unstarted", "engine lost")]
+    assert m.holds == {HOLD_JOURNAL, HOLD_CLUSTER_LOST}
+    assert submits(m.release(HOLD_CLUSTER_LOST, 3.0)) == []
+    assert submits(m.release(HOLD_JOURNAL, 4.0)) == [("start", 2)]
+
+
+# -- dispatch tables -----------------------------------------------------------------
+def test_every_outcome_kind_has_a_handler():
+    assert set(machine_module._ON_OUTCOME) == set(OUTCOME_KINDS)
+    for kind in OUTCOME_KINDS:
+        m = machine()
+        m.tick(0)
+        step = m.ended("start", 1, Outcome(kind, error=ErrorInfo("E", kind)), 1.0)
+        assert step.transitions, kind
+        assert m.records["start"].attempts[0].outcome in ATTEMPT_OUTCOMES, kind
+
+
+def test_an_unknown_outcome_kind_is_refused_and_changes_nothing():
+    m = machine()
+    m.tick(0)
+    with pytest.raises(RunError, match="unknown outcome kind 'okay'; the kinds are 'ok', 'fault'"):
+        m.ended("start", 1, Outcome("okay"), 1.0)
+    assert m.status("start") == "unstarted" and m.records["start"].attempts[0].outcome is None
+    run_job(m, "start", ok())
+    assert m.status("start") == "finished"
+
+
+def test_every_command_and_executor_event_has_an_entry():
+    assert set(_machine_commands._ON_COMMAND) == set(get_args(Command))
+    assert set(machine_module._ON_EVENT) == set(get_args(ExecutorEvent)) - {EnginesChanged}
+
+
+def failed_result1():
+    """A seed run where result1 failed, result2 finished and finish is blocked."""
+    m = machine()
+    m.tick(0)
+    run_job(m, "start", ok())
+    run_job(m, "result1", Outcome("error", error=ErrorInfo("E", "x")))
+    run_job(m, "result2", ok())
+    return m
+
+
+def queued():
+    m = machine()
+    m.tick(0)
+    return m
+
+
+def done():
+    m = machine()
+    m.tick(0)
+    for job in ("start", "result1", "result2", "finish"):
+        run_job(m, job, ok())
+    return m
+
+
+@pytest.mark.parametrize(
+    "make, cmd, direct",
+    [
+        (failed_result1, Retry("result1"), lambda m: m.retry("result1", 5.0)),
+        (failed_result1, Retry(), lambda m: m.retry(None, 5.0)),
+        (failed_result1, Retry("result1", dry_run=True), lambda m: m.retry("result1", 5.0, dry_run=True)),
+        (done, Rerun("result1"), lambda m: m.rerun("result1", 5.0)),
+        (done, Rerun("start", dry_run=True), lambda m: m.rerun("start", 5.0, dry_run=True)),
+        (failed_result1, Cancel(), lambda m: m.cancel(5.0)),
+        (queued, Abort("start"), lambda m: m.abort("start", 5.0)),
+        (done, Resume(frozenset({"result2", "finish"})), lambda m: m.resume({"result2", "finish"}, 5.0)),
+    ],
+)
+def test_a_command_gives_the_steps_of_its_method(make, cmd, direct):
+    by_command, by_method = make(), make()
+    step = by_command.command(cmd, 5.0)
+    assert step == direct(by_method)
+    assert {j: (by_command.status(j), by_command.display_state(j)) for j in SEED} == {
+        j: (by_method.status(j), by_method.display_state(j)) for j in SEED
+    }
+    assert by_command.records == by_method.records
+
+
+def test_a_command_raises_what_its_method_raises():
+    m = failed_result1()
+    with pytest.raises(RunError, match="blocked by 'result1'"):
+        m.command(Retry("finish"), 5.0)
+    with pytest.raises(RunError, match="did you mean 'start'"):
+        m.command(Abort("strat"), 5.0)
+    with pytest.raises(RunError, match="takes the commands Retry, Rerun, Cancel, Abort, Resume, not Started"):
+        m.command(Started("start", 1, 0, 5.0), 5.0)
+
+
+def test_handle_gives_the_steps_of_the_event_methods():
+    a, b = machine(timeout=50.0), machine(timeout=50.0)
+    a.tick(0)
+    b.tick(0)
+    # Started keeps its own time (when the engine took it), not the time it is applied
+    assert a.handle(Started("start", 1, 3, 0.5), 9.0) == b.started("start", 1, 3, 0.5)
+    assert a.next_wakeup() == b.next_wakeup() == 50.5
+    outcome = Outcome("ok", result=b"s", engine=3)
+    assert a.handle(Ended("start", 1, outcome, 0.9), 1.0) == b.ended("start", 1, outcome, 1.0)
+    a.started("result1", 1, 4, 1.0)
+    b.started("result1", 1, 4, 1.0)
+    lost = EngineLost(4, 1.5, "engine 4 died", {("result1", 1): ("out", "")})
+    assert a.handle(lost, 2.0) == b.engine_lost(4, 2.0, "engine 4 died", {("result1", 1): ("out", "")})
+    assert a.handle(ClusterLost(2.5, "gone"), 3.0) == b.cluster_lost(3.0, "gone")
+    assert a.records == b.records and a.holds == b.holds == {HOLD_CLUSTER_LOST}
+
+
+def test_handle_started_is_fenced_like_started():
+    m = machine()
+    m.tick(0)
+    step = m.handle(Started("start", 1, 2, 1.0), 1.0)
+    assert moves(step) == [("start", "unstarted", "started", "engine took it")]
+    assert m.records["start"].attempts[0].engine == 2
+    assert not m.handle(Started("start", 1, 2, 1.1), 1.1)  # the same news again
+    assert not m.handle(Started("result1", 1, 2, 1.1), 1.1)  # never submitted
+
+
+def test_engine_counts_are_not_the_machines_business():
+    m = machine()
+    with pytest.raises(RunError, match="handles Started, Ended, EngineLost, ClusterLost, not EnginesChanged"):
+        m.handle(EnginesChanged(0, 1.0), 1.0)
+    with pytest.raises(RunError, match="not Retry"):
+        m.handle(Retry(), 1.0)
+    assert not m.held
+
+
+# -- one helper each for readiness and automatic retries -----------------------------
+def test_a_timeout_is_retried_automatically_like_an_exception():
+    m = machine(timeout=10.0, kill_grace=2.0, retries=1, retry_delay=3.0)
+    m.tick(0)
+    m.started("start", 1, 4, 1.0)
+    step = m.tick(11.0)
+    assert moves(step) == [("start", "started", "unstarted", "automatic retry")]
+    assert Interrupt("start", 1, 4, 2.0) in step.instructions
+    assert m.records["start"].message == "automatic retry 1 of 1 after a timeout"
+    assert m.next_wakeup() == 14.0 and m.display_state("start") == "retrying"
+    assert submits(m.tick(14.0)) == [("start", 2)]
+    m.started("start", 2, 4, 14.0)
+    step = m.tick(24.0)
+    assert ("start", "started", "failed", "timeout") in moves(step)
+    assert [a.outcome for a in m.records["start"].attempts] == ["timeout", "timeout"]
+    assert m.records["start"].attempts[0].error.ename == "TimeoutError"
+
+
+def test_finish_restore_recomputes_readiness_and_blocking():
+    m = machine()
+    m.restore("start", "finished", [Attempt(1, outcome="finished")], b"s")
+    m.restore("result1", "failed", [Attempt(1, outcome="failed")], None, "E: x")
+    m.restore("result2", "started", [Attempt(1), Attempt(2)], None)  # its kernel died mid-job
+    step = m.finish_restore()
+    assert step.display == {"start": "finished", "result1": "failed", "finish": "blocked"}
+    assert m.status("result2") == "unstarted" and m.display_state("result2") == "unstarted"
+    assert submits(m.tick(10.0)) == [("result2", 3)]
+    step = m.retry(None, 11.0)
+    assert step.selected == {"result1", "finish"}
+    assert submits(step) == [("result1", 2)]  # finish waits for both parents again

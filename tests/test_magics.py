@@ -13,6 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import overseer_nb as ov
 from overseer_nb.config import defaults
+from overseer_nb.errors import RunError
 
 pytestmark = pytest.mark.cluster
 
@@ -338,7 +339,7 @@ def test_journal_magics_use_the_journal_functions(nb, tmp_path, monkeypatch, cap
 
     def load_run(run_id):
         if run_id != past.run_id:
-            raise KeyError(f"no run {run_id!r} in the journal")
+            raise RunError(f"no run {run_id!r} in the journal")  # as the journal's load_run does
         return Loaded()
 
     monkeypatch.setattr(ov, "runs", lambda: ["a table of runs"], raising=False)

@@ -99,7 +99,7 @@ def test_frozen_engine_is_requeued_and_its_orphan_killed(own_cluster, tmp_path):
 
 def test_no_engines_says_so_and_goes_on_when_engines_join(own_cluster):
     cluster, client = own_cluster
-    from overseer_nb.execution.ipp import engine_identity
+    from overseer_nb.execution import engine_identity
 
     for pid, _host in client[:].apply_sync(engine_identity):
         os.kill(pid, signal.SIGKILL)
@@ -126,7 +126,7 @@ def test_controller_killed_is_detected_and_resume_on_a_new_cluster_runs_only_unf
             time.sleep(60)
         return job.type
 
-    from overseer_nb.execution.ipp import engine_identity
+    from overseer_nb.execution import engine_identity
 
     cluster, client = start_cluster()
     # every process of this cluster, to clean up by PID: its controller (and the

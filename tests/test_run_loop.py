@@ -130,7 +130,7 @@ def test_a_done_run_stays_done_when_stale_news_arrives():
     now = time.time()
     for late in (Started("a", 1, "t", now), Ended("a", 1, Outcome("ok", result=b"x"), now),
                  EngineLost("t", now, "gone", {}), EnginesChanged(3, now)):
-        run._post(late)  # what an executor's thread would do
+        run.report(late)  # what an executor's thread would do
         assert run.done, late
     run.wait(5)
     assert run.statuses == {"a": "finished"} and run.results == {"a": 1}

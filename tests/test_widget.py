@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import overseer_nb as ov
-from overseer_nb.display import render
+from overseer_nb.display import STATE_STYLE
 
 STATIC = Path(ov.__file__).parent / "display" / "static"
 
@@ -73,7 +73,7 @@ def test_import_overseer_nb_does_not_import_widgets():
 
 def test_css_colours_match_state_style():
     css = (STATIC / "widget.css").read_text()
-    for state, style in render.STATE_STYLE.items():
+    for state, style in STATE_STYLE.items():
         found = {
             key: re.search(rf"--ov-{key}-{state}:\s*([^;]+);", css)
             for key in ("fill", "stroke", "width", "dash")

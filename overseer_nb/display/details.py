@@ -1,6 +1,6 @@
 """What the widget's panel shows for one job, and what a button would run again.
 
-Plain data (JSON-ready dicts and sorted lists) built from a :class:`~overseer_nb.run.Run`,
+Plain data (JSON-ready dicts and sorted lists) built from a :class:`~overseer_nb.running.Run`,
 kept apart from the widget so it can be read and tested without a front end.
 """
 
@@ -10,6 +10,7 @@ import reprlib
 from typing import Any
 
 from ..states import ABORTED, FAILED, STARTED, UNSTARTED
+from ..text import clip_tail
 
 __all__ = ["ACTIONS", "job_details", "preview", "act", "TAIL_CHARS"]
 
@@ -28,12 +29,6 @@ _repr = reprlib.Repr()
 _repr.maxstring = 160
 _repr.maxother = 160
 _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 8
-
-
-def _tail(text: str | None, limit: int = TAIL_CHARS) -> str:
-    if not text:
-        return ""
-    return text if len(text) <= limit else "…" + text[-limit:]
 
 
 def _result_summary(record: Any) -> str:
@@ -71,9 +66,9 @@ def job_details(run: Any, job: str) -> dict[str, Any]:
         "message": rec.message,
         "parents": list(run.graph.parents(job)),
         "attempts": attempts,
-        "stdout": _tail(last.stdout if last else ""),
-        "stderr": _tail(last.stderr if last else ""),
-        "traceback": _tail(traceback),
+        "stdout": clip_tail(last.stdout if last else "", TAIL_CHARS),
+        "stderr": clip_tail(last.stderr if last else "", TAIL_CHARS),
+        "traceback": clip_tail(traceback, TAIL_CHARS),
         "result": _result_summary(rec),
         # what the panel's buttons may do now; the kernel still checks on click
         "can": {

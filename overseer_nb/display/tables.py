@@ -1,45 +1,89 @@
-"""Small tables and lines the magics show: a run's status table, the cluster in use."""
+"""Tables and lines shown to a user: the one table class, a run's status table, retry and cluster lines.
+
+:class:`Table` is a list of rows that prints as an aligned table in a terminal
+and as HTML in a notebook; ``%overseer_status``, ``ov.runs()`` and
+``ov.jobs_with_status()`` all return one.
+"""
 
 from __future__ import annotations
 
 import html
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["Table", "status_table", "retry_text", "cluster_text"]
+from ..text import clip_end
+
+__all__ = ["Table", "JobRow", "status_table", "retry_text", "cluster_text"]
+
+
+class Table(list):
+    """A list of rows that prints as an aligned table, and as HTML in a notebook.
+
+    rows: the items; each row's ``cells()`` gives its column values.
+    row_type: the rows' class; its ``columns`` (a tuple of names) head the table and
+    its ``empty`` is printed for a table with no rows ("" prints the header alone).
+    title: a line above the table ("" for none).
+    right_digits: right-align the cells that are all digits (counts line up).
+    """
+
+    def __init__(self, rows: Iterable[Any], row_type: type, *, title: str = "", right_digits: bool = True):
+        super().__init__(rows)
+        self.row_type = row_type
+        self.title = title
+        self.right_digits = right_digits
+
+    def __repr__(self) -> str:
+        if not self and self.row_type.empty:
+            return self.row_type.empty
+        header = tuple(self.row_type.columns)
+        body = [tuple(str(c) for c in row.cells()) for row in self]
+        widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(header)]
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "  ".join(
+                c.rjust(w) if self.right_digits and c.isdigit() else c.ljust(w)
+                for c, w in zip(cells, widths, strict=True)
+            ).rstrip()
+
+        return "\n".join(([self.title] if self.title else []) + [line(header)] + [line(r) for r in body])
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.row_type.columns)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row.cells()) + "</tr>" for row in self
+        )
+        if not self.title:
+            return f'<table class="overseer-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        return (
+            f'<div class="overseer-table"><p>{html.escape(self.title)}</p>'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+        )
 
 
 @dataclass(frozen=True)
-class Table:
-    """A titled table; plain text in a terminal, HTML in a notebook."""
+class JobRow:
+    """One job of a run as ``%overseer_status`` shows it; every field is display text."""
 
-    title: str
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+    job: str
+    status: str
+    attempts: str
+    engine: str
+    duration: str
+    note: str
 
-    def __str__(self) -> str:
-        widths = [max(len(r[i]) for r in (self.headers, *self.rows)) for i in range(len(self.headers))]
-        lines = [self.title]
-        for row in (self.headers, *self.rows):
-            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        return "\n".join(lines)
+    columns: ClassVar[tuple[str, ...]] = ("job", "status", "attempts", "engine", "duration", "note")
+    empty: ClassVar[str] = ""
 
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows
-        )
-        return (
-            f'<div class="overseer-table"><p>{html.escape(self.title)}</p>'
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-        )
+    def cells(self) -> tuple[str, ...]:
+        return (self.job, self.status, self.attempts, self.engine, self.duration, self.note)
 
 
 def status_table(run: Any) -> Table:
-    """One row per job of ``run``: job, status, attempts, engine, duration, note.
+    """One :class:`JobRow` per job of ``run``, in graph order, under the run's summary line.
 
     The status column shows the stored status, with the display state after
     it when they differ (``unstarted (blocked)``); the note is the job's error
@@ -55,15 +99,9 @@ def status_table(run: Any) -> Table:
             seconds = (last.end if last.end is not None else time.time()) - last.start
             duration = f"{seconds:.1f} s" + ("" if last.end is not None else " ...")
         note = str(rec.error) if rec.error is not None else rec.message
-        rows.append((
-            job,
-            status,
-            str(len(rec.attempts)),
-            "" if rec.engine is None else str(rec.engine),
-            duration,
-            note if len(note) <= 70 else note[:67] + "...",
-        ))
-    return Table(run.summary(), ("job", "status", "attempts", "engine", "duration", "note"), tuple(rows))
+        engine = "" if rec.engine is None else str(rec.engine)
+        rows.append(JobRow(job, status, str(len(rec.attempts)), engine, duration, clip_end(note, 70)))
+    return Table(rows, JobRow, title=run.summary(), right_digits=False)
 
 
 def retry_text(run: Any, selected: set[str], *, rerun: bool = False, dry_run: bool = False) -> str:
@@ -78,7 +116,7 @@ def retry_text(run: Any, selected: set[str], *, rerun: bool = False, dry_run: bo
 
 
 def cluster_text(info: dict[str, Any], default_engines: int) -> str:
-    """One line saying which cluster runs jobs, from ``overseer_nb.cluster.describe()``."""
+    """One line saying which cluster runs jobs, from ``overseer_nb.execution.describe()``."""
     if not info.get("connected"):
         return (
             f"no cluster yet: the first run starts a local cluster of {default_engines} engines "

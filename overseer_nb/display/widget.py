@@ -26,9 +26,11 @@ import anywidget
 import traitlets as t
 
 from ..config import defaults
+from ..errors import DotNotFoundError
 from ..states import DISPLAY_STATES, FINISHED
 from .details import ACTIONS, act, job_details, preview
-from .render import DotNotFoundError, layout_svg, legend_svg, static_svg
+from .dot import legend_svg
+from .render import layout_svg, static_svg
 
 __all__ = ["RunWidget", "display_run", "static_bundle", "static_picture"]
 

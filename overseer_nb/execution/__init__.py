@@ -1,12 +1,15 @@
 """Where attempts run: the executor seam, ipyparallel, the code that runs on an engine, clusters.
 
 Nothing here imports ipyparallel at import time; it is imported when a
-cluster is started or connected.
+cluster is started or connected. Nothing here imports the run, the journal,
+the displays or the notebook: execution sits under the run, above the core.
 """
 
-from .cluster import current_client, describe, stop_cluster, use_cluster
-from .ipp import IPyParallelExecutor
-from .seam import Executor, Task, outcome_from_report
+from .cluster import LOCAL_CONTROLLER_ARGS, current_client, describe, stop_cluster, use_cluster
+from .connection import queue_status
+from .engine import engine_identity
+from .ipp import IPyParallelExecutor, connect
+from .seam import Detached, Executor, Task, outcome_from_report
 from .shipping import Shipper
 from .threads import ThreadExecutor
 
@@ -14,11 +17,16 @@ __all__ = [
     "Executor",
     "Task",
     "outcome_from_report",
+    "Detached",
     "ThreadExecutor",
     "IPyParallelExecutor",
+    "connect",
     "Shipper",
     "use_cluster",
     "stop_cluster",
     "current_client",
     "describe",
+    "engine_identity",
+    "queue_status",
+    "LOCAL_CONTROLLER_ARGS",
 ]

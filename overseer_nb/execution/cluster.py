@@ -15,7 +15,17 @@ from typing import Any
 
 from ..errors import ClusterError
 
-__all__ = ["use_cluster", "stop_cluster", "current_client", "replace_engines", "LOCAL_CONTROLLER_ARGS"]
+__all__ = [
+    "use_cluster",
+    "stop_cluster",
+    "current_client",
+    "describe",
+    "prestart",
+    "replace_engines",
+    "engines_starting",
+    "is_default_local",
+    "LOCAL_CONTROLLER_ARGS",
+]
 
 log = logging.getLogger("overseer_nb")
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from ..errors import HandlerError
 from ..graph import JobGraph
+from ..handlers import current_lifecycle
+from .connection import queue_status
 from .shipping import Shipper
 
 __all__ = ["check_handlers_on_engine"]
@@ -25,11 +27,13 @@ def check_handlers_on_engine(
     ``timeout`` seconds (all engines busy), the check is skipped.
     """
     from .engine import preflight
-    from .ipp import queue_status
 
     if not client.ids:
         return
-    blobs = {job: shipper.pickle(job, handlers[job]) for job in graph}
+    blobs = {}
+    for job in graph:
+        life = current_lifecycle(job, handlers[job])
+        blobs[job] = shipper.pickle(job, (life.pre_process, life.process, life.post_process))
     try:
         load = queue_status(client, timeout)
         engine = min(client.ids, key=lambda e: load.get(e, {}).get("queue", 0) + load.get(e, {}).get("tasks", 0))

@@ -6,18 +6,23 @@ reports (:mod:`overseer_nb.events`) into state-machine steps.
 :class:`~overseer_nb.execution.threads.ThreadExecutor` runs attempts in this
 process (for tests of the state machine and for quick local work);
 :class:`~overseer_nb.execution.ipp.IPyParallelExecutor` runs them on an
-ipyparallel cluster.
+ipyparallel cluster; :class:`Detached` stands in for a run loaded from the
+journal, which has nowhere to run until it is resumed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import RunError
 from ..records import ErrorInfo, Outcome
 
-__all__ = ["Task", "Executor", "Report", "outcome_from_report"]
+if TYPE_CHECKING:
+    from .engine import AttemptReport
+
+__all__ = ["Task", "Executor", "Detached", "Report", "outcome_from_report"]
 
 
 @dataclass(frozen=True)
@@ -85,20 +90,30 @@ class Executor:
         """Stop reporting; release what was opened for this run."""
 
 
-def outcome_from_report(report: dict, engine: Any) -> Outcome:
-    """An :class:`Outcome` from the dict ``run_attempt`` returns."""
-    err = report.get("error")
+class Detached(Executor):
+    """The executor of a run loaded from the journal: it has no cluster until resumed."""
+
+    connected = False
+
+    def submit(self, task: Task) -> None:
+        raise RunError(
+            "this run was loaded from the journal and has no cluster; "
+            "run.resume(handlers) runs what did not finish"
+        )
+
+
+def outcome_from_report(report: AttemptReport, engine: Any) -> Outcome:
+    """The :class:`Outcome` of the report :func:`~overseer_nb.execution.engine.run_attempt` returned."""
+    err = report["error"]
     return Outcome(
         kind=report["kind"],
-        result=report.get("result"),
-        error=ErrorInfo(err["ename"], err["evalue"], err.get("traceback", "")) if err else None,
-        message=report.get("message", ""),
-        silent=report.get("silent", False),
-        stdout=report.get("stdout", ""),
-        stderr=report.get("stderr", ""),
+        result=report["result"],
+        error=ErrorInfo(err["ename"], err["evalue"], err["traceback"]) if err else None,
+        message=report["message"],
+        silent=report["silent"],
+        stdout=report["stdout"],
+        stderr=report["stderr"],
         engine=engine,
-        started=report.get("started"),
-        ended=report.get("ended"),
+        started=report["started"],
+        ended=report["ended"],
     )
-
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import HandlerError
-from ..handlers import current_lifecycle
 
 __all__ = ["Shipper"]
 
@@ -14,22 +13,20 @@ class Shipper:
     """Pickles the stages of handlers for the engines and keeps the pickles.
 
     The same stage functions give the same pickle until :meth:`forget` (a retry
-    ships a global fixed in a cell anew). The pre-flight check and the run it
-    precedes share one shipper, so each handler is pickled once.
+    ships a global fixed in a cell anew). Each
+    :class:`~overseer_nb.execution.ipp.IPyParallelExecutor` owns one, and the
+    pre-flight check before its run pickles through it: each handler is pickled
+    once per run.
     """
 
     def __init__(self) -> None:
         self._pickles: dict[tuple[int, ...], tuple[tuple, bytes]] = {}
 
-    @staticmethod
-    def stages(job: str, handler: Any) -> tuple:
-        """``(pre_process, process, post_process)`` of ``handler`` as it is now."""
-        life = current_lifecycle(job, handler)
-        return (life.pre_process, life.process, life.post_process)
+    def pickle(self, job: str, stages: tuple[Any, Any, Any]) -> bytes:
+        """``stages`` (``(pre_process, process, post_process)``) of ``job``'s handler, pickled.
 
-    def pickle(self, job: str, handler: Any) -> bytes:
-        """The pickled stages of ``handler``; :class:`HandlerError` naming ``job`` if they cannot be."""
-        stages = self.stages(job, handler)
+        Raises :class:`HandlerError` naming ``job`` if they cannot be pickled.
+        """
         key = tuple(map(id, stages))
         known = self._pickles.get(key)
         if known is not None and known[0] == stages:

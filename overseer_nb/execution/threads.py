@@ -21,8 +21,6 @@ class ThreadExecutor(Executor):
     output is captured on its own thread; what other threads print is untouched.
     """
 
-    in_process = True  # handlers and args are passed as objects, not pickles
-
     def __init__(self, workers: int = 2):
         self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="overseer-job")
@@ -35,8 +33,17 @@ class ThreadExecutor(Executor):
         def call() -> None:
             engine = threading.current_thread().name
             self.report(Started(task.job, task.attempt, engine, time.time()))
-            result = run_attempt(*task.call_args)
-            self.report(Ended(task.job, task.attempt, outcome_from_report(result, engine), time.time()))
+            report = run_attempt(
+                job=task.job,
+                job_id=task.id,
+                attempt=task.attempt,
+                run_id=task.run_id,
+                stages=task.stages,  # the functions themselves: nothing is pickled but results
+                args=task.args,
+                inputs=task.inputs,
+                max_result_bytes=task.max_result_bytes,
+            )
+            self.report(Ended(task.job, task.attempt, outcome_from_report(report, engine), time.time()))
 
         with self._lock:
             self._futures[(task.job, task.attempt)] = self._pool.submit(call)

@@ -8,7 +8,9 @@ Where the journal lives: :func:`journal_location`; docs/journal.md.
 """
 
 from .file import Journal, journal_location, open_journal
-from .reading import attach, backup, jobs_with_status, load_run, runs
+from .listing import backup, jobs_with_status, runs
+from .loading import load_run
+from .recorder import Recorder, attach
 from .tables import JobStatusRow, RunInfo
 
 __all__ = [
@@ -22,4 +24,5 @@ __all__ = [
     "RunInfo",
     "JobStatusRow",
     "Journal",
+    "Recorder",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import JournalError
-from .schema import migrate
+from . import sql
 
 __all__ = ["Journal", "journal_location", "open_journal", "MEMORY", "ENV_VAR"]
 
@@ -145,7 +145,7 @@ class Journal:
         """Raise :class:`JournalError` unless the journal takes writes (checked once)."""
         if self._writable is None:
             try:
-                self.write(_touch)
+                self.write(sql.touch)
                 self._writable = True
             except JournalError:
                 self._writable = False
@@ -270,8 +270,8 @@ class Journal:
         else:
             conn = self._open_file(create_dirs)
         try:
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable across process crashes
-            migrate(conn)
+            sql.configure(conn, wal=self.path != MEMORY)
+            sql.migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -289,17 +289,7 @@ class Journal:
             os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
             pass
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, cached_statements=256)
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.Error:
-            conn.close()
-            raise
-        return conn
-
-
-def _touch(conn: sqlite3.Connection) -> None:
-    conn.execute("INSERT OR REPLACE INTO info (key, value) VALUES ('writable', '1')")
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, cached_statements=256)
 
 
 @atexit.register

@@ -1,9 +1,12 @@
-"""Writing a run into the journal: its row, then one transaction per step.
+"""Writing a run into the journal, and the journal's part of resuming it.
 
-:class:`Recorder` is the run's critical subscriber. On the run's loop thread it
-turns the step into plain rows (reading the live records there, where they
-cannot change underfoot), hands them to the journal's writer thread and waits
-for the commit; if the commit fails it raises, and the run holds.
+:class:`Recorder` is the run's critical subscriber (a
+:class:`~overseer_nb.running.RunRecorder`). On the run's loop thread it turns
+each step into plain rows (reading the live records there, where they cannot
+change underfoot), hands them to the journal's writer thread and waits for the
+commit; if the commit fails it raises, and the run holds. On resume it checks
+that no other live process owns the run, takes ownership, and records the
+attempts the last owner lost. :func:`attach` gives a run its recorder.
 """
 
 from __future__ import annotations
@@ -11,32 +14,89 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import time
+import weakref
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ..errors import JournalError
-from ..records import NOT_STORED_BYTES, Attempt
-from ..states import FINISHED
-from .file import Journal
+from ..errors import JournalError, RunError
+from ..records import Attempt, ErrorInfo
+from ..states import ATTEMPT_LOST, FINISHED, STARTED, UNSTARTED
+from ..text import clip_middle
+from . import sql
+from .file import Journal, open_journal
 
 if TYPE_CHECKING:
-    from ..machine import Step
     from ..running import Run
+    from ..steps import Step
 
-__all__ = ["Recorder", "NOT_STORED_BYTES", "cap_text", "engine_value", "run_row"]
+__all__ = ["Recorder", "attach", "live_run", "owner_alive", "mark_lost", "STORED", "LOST"]
 
-STORED = "stored"
+STORED = "stored"  # result_note of a job whose result the journal holds
+
+LOST = ErrorInfo(
+    "KernelLost",
+    "the process running this run stopped while this attempt ran; resume runs the job again",
+)
+_LOST_MESSAGE = "its kernel stopped while it ran; resumed"
+
+# Runs this process journals, by (journal path, run id): load_run returns the
+# live one, and resume refuses to start a second copy of it.
+_live: weakref.WeakValueDictionary[tuple[str, str], Run] = weakref.WeakValueDictionary()
 
 
-def cap_text(text: str, limit: int) -> str:
-    """``text``, or its first and last ``limit // 2`` characters with a marker between."""
-    if not text or len(text) <= limit:
-        return text or ""
-    half = limit // 2
-    left_out = len(text) - 2 * half
-    return f"{text[:half]}\n[... {left_out} characters not stored in the journal ...]\n{text[len(text) - half:]}"
+def live_run(journal: Journal, run_id: str) -> Run | None:
+    """The run ``run_id`` of ``journal`` if this process journals it, else None."""
+    return _live.get((journal.path, run_id))
+
+
+def forget_live_runs() -> None:
+    """Forget which runs this process journals (what a new process would know)."""
+    _live.clear()
+
+
+def attach(run: Run, journal: Any = None) -> Journal | None:
+    """Journal ``run`` from now on (before ``run.start()``); return the journal, or None if off.
+
+    Writes the run's row and subscribes a critical recorder. Raises
+    :class:`~overseer_nb.errors.JournalError` if the journal cannot be written.
+    """
+    j = open_journal(journal)
+    if j is None:
+        return None
+    recorder = run.recorder
+    if not isinstance(recorder, Recorder) or recorder.journal is not j:
+        recorder = Recorder.for_run(j, run)
+    recorder.register(run)  # this process owns it now
+    run.use_recorder(recorder)
+    _live[(j.path, run.run_id)] = run
+    return j
+
+
+def owner_alive(row: Mapping[str, Any]) -> bool:
+    """True if the process recorded as running the run (``host``, ``pid``) is alive on this machine."""
+    pid = row.get("pid")
+    if not pid or row.get("host") != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child not yet reaped still has a pid
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except Exception:
+        return True
+
+
+def mark_lost(attempt: Attempt) -> None:
+    """Mark an attempt that never ended as lost with its kernel."""
+    if attempt.outcome is None:
+        attempt.outcome, attempt.error = ATTEMPT_LOST, LOST
 
 
 def engine_value(engine: Any) -> Any:
@@ -57,7 +117,7 @@ def run_row(run: Run) -> tuple:
     return (
         run.run_id,
         json.dumps(run.graph.to_dict()),
-        run._args_blob,
+        run.args_blob,
         args_repr,
         json.dumps(asdict(run.options)),
         run.created,
@@ -66,46 +126,6 @@ def run_row(run: Run) -> tuple:
         os.getpid(),
         1,
     )
-
-
-def _insert_run(conn: sqlite3.Connection, row: tuple, jobs: list[tuple]) -> None:
-    conn.execute(
-        "INSERT INTO runs (run_id, graph, args, args_repr, options, created, updated, host, pid, active)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (run_id) DO UPDATE SET updated = excluded.updated,"
-        " host = excluded.host, pid = excluded.pid, active = excluded.active",
-        row,
-    )
-    conn.executemany(
-        "INSERT OR IGNORE INTO jobs (run_id, job, status, attempt, updated) VALUES (?, ?, ?, ?, ?)", jobs
-    )
-
-
-def _write_step(
-    conn: sqlite3.Connection, run_id: str, at: float, active: bool | None, transitions: list, jobs: list, attempts: list
-) -> None:
-    """One step: its transitions, the rows of the jobs and attempts they touch; ``active``: None if unchanged."""
-    conn.executemany(
-        "INSERT INTO transitions (run_id, job, old, new, reason, attempt, at, message)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        transitions,
-    )
-    conn.executemany(
-        "UPDATE jobs SET status = ?, attempt = ?, message = ?, updated = ?, result = ?, result_note = ?"
-        " WHERE run_id = ? AND job = ?",
-        jobs,
-    )
-    conn.executemany(
-        "INSERT INTO attempts (run_id, job, number, engine, start, end, outcome, ename, evalue,"
-        " traceback, stdout, stderr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (run_id, job, number) DO UPDATE SET engine = excluded.engine,"
-        " start = excluded.start, end = excluded.end, outcome = excluded.outcome,"
-        " ename = excluded.ename, evalue = excluded.evalue, traceback = excluded.traceback,"
-        " stdout = excluded.stdout, stderr = excluded.stderr",
-        attempts,
-    )
-    if active is not None:  # rarely: the runs row is one more page to write per commit
-        conn.execute("UPDATE runs SET updated = ?, active = ? WHERE run_id = ?", (at, int(active), run_id))
 
 
 class Recorder:
@@ -119,12 +139,24 @@ class Recorder:
         self.failed: JournalError | None = None  # the last write's error, None once one succeeds
         self.active = True  # as the runs row has it
 
+    @classmethod
+    def for_run(cls, journal: Journal, run: Run) -> Recorder:
+        """A recorder with the configured caps (``c.Overseer.journal_max_*``)."""
+        from ..config import defaults
+
+        cfg = defaults()
+        return cls(
+            journal, run, max_result_bytes=cfg.journal_max_result_bytes, max_output_chars=cfg.journal_max_output_chars
+        )
+
+    # -- the run's row ---------------------------------------------------------------
     def register(self, run: Run) -> None:
         """Write (or take over) the run's row and one row per job; raises JournalError."""
         jobs = [(run.run_id, job, rec.status, len(rec.attempts), run.created) for job, rec in run.jobs.items()]
-        self.journal.write(_insert_run, run_row(run), jobs)
+        self.journal.write(sql.insert_run, run_row(run), jobs)
         self.active = True
 
+    # -- each step -----------------------------------------------------------------------
     def __call__(self, run: Run, step: Step) -> None:
         if not step.transitions:
             return  # display-only changes are derived from stored statuses
@@ -140,20 +172,29 @@ class Recorder:
         for job, t in last.items():
             rec = run.jobs[job]
             result, note = self._result(rec.result_bytes) if t.new == FINISHED else (None, None)
-            jobs.append((t.new, t.attempt, t.message, t.at, result, note, rid, job))
-            for attempt in rec.attempts:
-                if attempt.number in numbers[job]:
-                    attempts.append(self.attempt_row(job, attempt))
+            jobs.append(self.job_row(job, t.new, t.attempt, t.message, t.at, result, note))
+            attempts.extend(self.attempt_row(job, a) for a in rec.attempts if a.number in numbers[job])
         # the machine has applied the step already: idle now means the run has
         # nothing left to do, so another process may resume it
         active = not run.machine.is_idle()
         changed = active if active != self.active else None
+        self._write(step.transitions[-1].at, changed, transitions, jobs, attempts)
+        self.active = active
+
+    def _write(self, at: float, active: bool | None, transitions: list, jobs: list, attempts: list) -> None:
         try:
-            self.journal.write(_write_step, rid, step.transitions[-1].at, changed, transitions, jobs, attempts)
+            self.journal.write(sql.write_step, self.run_id, at, active, transitions, jobs, attempts)
         except JournalError as exc:
             self.failed = exc
             raise
-        self.failed, self.active = None, active
+        self.failed = None
+
+    def job_row(
+        self, job: str, status: str, attempt: int, message: str, at: float,
+        result: bytes | None = None, note: str | None = None,
+    ) -> tuple:
+        """The values of a ``jobs`` row update, in :func:`sql.write_step`'s order."""
+        return (status, attempt, message, at, result, note, self.run_id, job)
 
     def attempt_row(self, job: str, a: Attempt) -> tuple:
         """The ``attempts`` row of attempt ``a`` of ``job``."""
@@ -162,7 +203,7 @@ class Recorder:
         return (
             self.run_id, job, a.number, engine_value(a.engine), a.start, a.end, a.outcome,
             err.ename if err else None, err.evalue if err else None, err.traceback if err else None,
-            cap_text(a.stdout, cap), cap_text(a.stderr, cap),
+            clip_middle(a.stdout, cap), clip_middle(a.stderr, cap),
         )
 
     def _result(self, blob: bytes | None) -> tuple[bytes | None, str]:
@@ -176,3 +217,33 @@ class Recorder:
                 "(c.Overseer.journal_max_result_bytes)"
             )
         return blob, STORED
+
+    # -- resuming ----------------------------------------------------------------------------
+    def check_owner(self, run: Run) -> None:
+        """Raise :class:`RunError` if another run object here, or another live process, runs ``run``."""
+        live = live_run(self.journal, run.run_id)
+        if live is not None and live is not run and not live.done:
+            raise RunError(f"run {run.run_id} is going on in this kernel; wait for it or cancel it first")
+        owner = self.journal.read(sql.read_owner, run.run_id)
+        if owner is not None and owner["active"] and owner_alive(owner):
+            raise RunError(
+                f"run {run.run_id} is being run by process {owner['pid']} on this machine; "
+                "resume it there, or stop that process first"
+            )
+
+    def resumed(self, run: Run) -> None:
+        """Own ``run`` from this process, and record ``started -> unstarted`` for attempts lost with their kernel."""
+        attach(run, self.journal)
+        lost = self.journal.read(sql.read_started_jobs, run.run_id)
+        if not lost:
+            return
+        now = time.time()
+        transitions, jobs, attempts = [], [], []
+        for job, number in lost:
+            transitions.append((run.run_id, job, STARTED, UNSTARTED, "resume", number, now, _LOST_MESSAGE))
+            jobs.append(self.job_row(job, UNSTARTED, number, _LOST_MESSAGE, now))
+            for attempt in run.jobs[job].attempts:
+                if attempt.number == number:
+                    mark_lost(attempt)
+                    attempts.append(self.attempt_row(job, attempt))
+        self._write(now, True, transitions, jobs, attempts)

@@ -1,14 +1,19 @@
-"""What ``ov.runs()`` and ``ov.jobs_with_status()`` return: small rows, a list that prints as a table."""
+"""The rows of ``ov.runs()`` and ``ov.jobs_with_status()``; the list they come in prints as a table.
+
+Both functions return a :class:`~overseer_nb.display.Table` of these rows
+(``Table(rows, RunInfo)``); each row class names its columns and its cells.
+"""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from ..display import Table
 from ..states import STATUSES
 
+# Table is the display one, named here for reading.py, which builds the lists
 __all__ = ["RunInfo", "JobStatusRow", "Table"]
 
 
@@ -16,7 +21,8 @@ def _when(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _short(names: list[str], width: int = 40) -> str:
+def _names(names: list[str], width: int = 40) -> str:
+    # cut at a name, not inside one: text.clip_end would leave half a job type
     text = ", ".join(names)
     if len(text) <= width:
         return text
@@ -42,6 +48,7 @@ class RunInfo:
     pid: int | None = None
 
     columns: ClassVar[tuple[str, ...]] = ("run id", "created", "updated", "jobs", *STATUSES, "graph")
+    empty: ClassVar[str] = "(no runs)"
 
     @property
     def jobs(self) -> tuple[str, ...]:
@@ -49,8 +56,9 @@ class RunInfo:
         return tuple(self.graph)
 
     def cells(self) -> tuple[Any, ...]:
+        """The values of :attr:`columns`, as the table prints them."""
         counts = tuple(self.counts.get(s, 0) for s in STATUSES)
-        return (self.run_id, _when(self.created), _when(self.updated), len(self.graph), *counts, _short(list(self.graph)))
+        return (self.run_id, _when(self.created), _when(self.updated), len(self.graph), *counts, _names(list(self.graph)))
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
@@ -69,35 +77,8 @@ class JobStatusRow:
     message: str = ""
 
     columns: ClassVar[tuple[str, ...]] = ("run id", "job", "status", "attempt", "updated", "message")
+    empty: ClassVar[str] = "(no jobs)"
 
     def cells(self) -> tuple[Any, ...]:
+        """The values of :attr:`columns`, as the table prints them."""
         return (self.run_id, self.job, self.status, self.attempt, _when(self.updated), self.message[:60])
-
-
-class Table(list):
-    """A list of rows that prints as an aligned table (and as HTML in a notebook)."""
-
-    def __init__(self, rows: list, row_type: type):
-        super().__init__(rows)
-        self.row_type = row_type
-
-    def __repr__(self) -> str:
-        if not self:
-            return f"(no {'runs' if self.row_type is RunInfo else 'jobs'})"
-        header = self.row_type.columns
-        body = [tuple(str(c) for c in row.cells()) for row in self]
-        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-
-        def line(cells: tuple[str, ...]) -> str:
-            return "  ".join(
-                c.rjust(w) if isinstance(c, str) and c.isdigit() else c.ljust(w) for c, w in zip(cells, widths, strict=True)
-            ).rstrip()
-
-        return "\n".join([line(header)] + [line(r) for r in body])
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.row_type.columns)
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row.cells()) + "</tr>" for row in self
-        )
-        return f'<table class="overseer-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'

@@ -1,8 +1,9 @@
 """The IPython extension: ``%load_ext overseer_nb`` adds these magics and the ``Overseer`` config.
 
-Each magic parses its line, looks names up in the user namespace and calls the
-public API (:class:`~overseer_nb.notebook.Notebook`, ``overseer_nb.cluster``);
-an :class:`~overseer_nb.errors.OverseerError` becomes a short ``UsageError``.
+Each magic parses its line, looks names up in the user namespace and calls one
+function: a :class:`~overseer_nb.notebook.Notebook` method, a function of
+:mod:`.session` or the public API; an :class:`~overseer_nb.errors.OverseerError`
+becomes a short ``UsageError``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from ..config import Overseer, defaults, set_defaults
-from ..display.tables import cluster_text, retry_text, status_table
+from ..display import status_table
 from ..errors import OverseerError
-from ..execution import cluster
-from .binding import defined_names
-from .session import Notebook
+from ..execution import cluster  # for prestart(), which the package does not export
+from .session import Notebook, choose_cluster
 
 __all__ = ["OverseerMagics", "load", "unload"]
 
@@ -91,11 +91,9 @@ class OverseerMagics(Magics):
                 return sum(job.inputs.values())
         """
         args = parse_argstring(self.overseer_handlers, line)
-        self.notebook.graph(args.name, purpose=" to bind handlers to")
+        self.notebook.graph(args.name, purpose=" to bind handlers to")  # before the cell runs
         self._run_cell(cell)
-        ns = self.shell.user_ns
-        names = defined_names(self.shell.transform_cell(cell))
-        print(self.notebook.bind(args.name, {n: ns[n] for n in names if n in ns}))
+        print(self.notebook.bind_source(args.name, self.shell.transform_cell(cell)))
 
     @line_magic
     @no_var_expand
@@ -160,9 +158,7 @@ class OverseerMagics(Magics):
         a = parse_argstring(self.overseer_retry, line)
         if a.rerun and not a.job:
             raise UsageError("--rerun needs a JOB to rerun from, e.g. %overseer_retry start --rerun")
-        run = self.notebook.find_run(a.run)
-        selected = run.rerun(a.job, dry_run=a.dry_run) if a.rerun else run.retry(a.job, dry_run=a.dry_run)
-        print(retry_text(run, selected, rerun=a.rerun, dry_run=a.dry_run))
+        print(self.notebook.retry(a.job, ref=a.run, rerun=a.rerun, dry_run=a.dry_run))
 
     @line_magic
     @_usage_errors
@@ -230,17 +226,7 @@ class OverseerMagics(Magics):
         where = {k: v for k, v in where.items() if v is not None}
         if a.stop and where:
             raise UsageError(f"--stop takes no other option, got --{', --'.join(where)}; stop first, then choose")
-        if a.stop:
-            info = cluster.describe()
-            cluster.stop_cluster()
-            if not info["connected"]:
-                return print("no cluster in use")
-            # a cluster overseer_nb only connected to keeps running: say so, not "stopped"
-            verb = "stopped" if info.get("owned") else "disconnected from (still running)"
-            return print(f"{verb}: {cluster_text(info, 0)}")
-        if where:
-            cluster.use_cluster(**where)
-        print(cluster_text(cluster.describe(), self.settings.engines or os.cpu_count() or 1))
+        print(choose_cluster(stop=a.stop, default_engines=self.settings.engines or os.cpu_count() or 1, **where))
 
     # -- helpers ---------------------------------------------------------------------
     def _run_cell(self, cell: str) -> None:

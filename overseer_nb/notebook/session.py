@@ -18,13 +18,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..api import last_run, run
-from ..errors import ArgsError, GraphError, MissingHandlerError, OverseerError, RunError
+from ..display import cluster_text, retry_text
+from ..errors import ArgsError, GraphError, MissingHandlerError, OptionError, RunError
+from ..execution import describe, stop_cluster, use_cluster
 from ..graph import JobGraph
 from ..running import Run
-from .binding import Binding, bind_handlers, python_name
+from .binding import Binding, bind_handlers, defined_names, python_name
 from .cells import graph_from_cell
 
-__all__ = ["Notebook", "parse_args_json"]
+__all__ = ["Notebook", "parse_args_json", "choose_cluster"]
 
 
 class Notebook:
@@ -48,7 +50,7 @@ class Notebook:
 
     # -- graphs ----------------------------------------------------------------------
     def define_graph(self, name: str, body: str, *, first_line: int = 1) -> JobGraph:
-        """Parse ``body`` (see :mod:`overseer_nb.graph_text`) and bind ``name`` to the graph."""
+        """Parse ``body`` (see :mod:`overseer_nb.notebook.cells`) and bind ``name`` to the graph."""
         _check_identifier(name, "graph")
         graph = graph_from_cell(body, self.namespace, first_line=first_line)
         self.namespace[name] = graph
@@ -76,6 +78,15 @@ class Notebook:
         graph = self.graph(name)
         handlers = self.handlers.setdefault(name, {})
         return bind_handlers(graph, definitions, handlers, graph_name=name)
+
+    def bind_source(self, name: str, source: str) -> Binding:
+        """Bind the handlers a cell defines to graph ``name``, once the cell has run.
+
+        source: the cell as Python (IPython's ``transform_cell``); its top-level
+        names are looked up in the namespace.
+        """
+        ns = self.namespace
+        return self.bind(name, {n: ns[n] for n in defined_names(source) if n in ns})
 
     def checked_handlers(self, name: str, graph: JobGraph) -> dict[str, Any]:
         """The handler dict of graph ``name``; :class:`MissingHandlerError` if a job type has none."""
@@ -105,12 +116,22 @@ class Notebook:
         given = {k: v for k, v in options.items() if v is not None}
         try:
             started = run(graph, handlers, args=args, **given)
-        except ValueError as exc:
-            if isinstance(exc, OverseerError):
-                raise
-            raise RunError(f"{exc}; nothing was started") from None  # a run option out of range
+        except OptionError as exc:  # checked before anything starts
+            exc.args = (f"{exc}; nothing was started",)
+            raise
         self.runs[started.run_id] = started
         return started
+
+    def retry(self, job: str | None = None, *, ref: str | None = None, rerun: bool = False,
+              dry_run: bool = False) -> str:
+        """Retry (with ``rerun``: rerun from ``job``) the run ``ref`` names; say which jobs run again.
+
+        job: the root of the subtree (default: every failed or aborted job); ``rerun`` needs one.
+        ref: the run, see :meth:`find_run`. dry_run: change nothing, only say.
+        """
+        found = self.find_run(ref)
+        selected = found.rerun(job, dry_run=dry_run) if rerun else found.retry(job, dry_run=dry_run)
+        return retry_text(found, selected, rerun=rerun, dry_run=dry_run)
 
     def find_run(self, ref: str | None = None) -> Run:
         """The run ``ref`` names: a variable holding a run, or a run id; default the last run."""
@@ -156,12 +177,7 @@ class Notebook:
 
     def resume(self, run_id: str, *, graph_name: str | None = None) -> Run:
         """Load run ``run_id`` from the journal and resume it with the notebook's handlers."""
-        try:
-            loaded = self.journal("load_run")(run_id)
-        except (LookupError, ValueError) as exc:
-            if isinstance(exc, OverseerError):
-                raise
-            raise RunError(f"cannot load run {run_id!r}: {exc}; %overseer_runs lists past runs") from None
+        loaded = self.journal("load_run")(run_id)  # RunError with the journal's closest ids
         name = graph_name or self.graph_name_of(loaded.graph)
         graph = self.graph(name)
         if graph != loaded.graph:
@@ -185,6 +201,25 @@ class Notebook:
                 "bind its handlers with %%overseer_handlers NAME, then resume"
             )
         return names[0]
+
+
+def choose_cluster(*, stop: bool = False, default_engines: int = 1, **where: Any) -> str:
+    """Stop the cluster in use, or choose the one later runs use; say which it is.
+
+    where: ``use_cluster`` arguments (engines, profile, cluster_id, url_file);
+    none given: only say. default_engines: the engines a first run would start.
+    """
+    if stop:
+        info = describe()
+        stop_cluster()
+        if not info["connected"]:
+            return "no cluster in use"
+        # a cluster overseer_nb only connected to keeps running: say so, not "stopped"
+        verb = "stopped" if info.get("owned") else "disconnected from (still running)"
+        return f"{verb}: {cluster_text(info, 0)}"
+    if where:
+        use_cluster(**where)
+    return cluster_text(describe(), default_engines)
 
 
 def parse_args_json(text: str) -> dict[str, Any]:
