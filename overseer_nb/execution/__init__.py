@@ -5,7 +5,7 @@ cluster is started or connected. Nothing here imports the run, the journal,
 the displays or the notebook: execution sits under the run, above the core.
 """
 
-from .cluster import LOCAL_CONTROLLER_ARGS, current_client, describe, stop_cluster, use_cluster
+from .cluster import LOCAL_CONTROLLER_ARGS, current_client, describe, prestart, stop_cluster, use_cluster
 from .connection import queue_status
 from .engine import engine_identity
 from .ipp import IPyParallelExecutor, connect
@@ -26,6 +26,7 @@ __all__ = [
     "stop_cluster",
     "current_client",
     "describe",
+    "prestart",
     "engine_identity",
     "queue_status",
     "LOCAL_CONTROLLER_ARGS",

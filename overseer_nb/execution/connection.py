@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import ClusterLost, Ended, EngineLost, EnginesChanged, Started
 from ..records import ErrorInfo, Outcome
+from ..states import OUTCOME_ERROR, OUTCOME_INTERRUPTED, OUTCOME_LOST
 from .engine import engine_identity, run_attempt
 from .seam import Task, outcome_from_report
 
@@ -284,9 +285,9 @@ def _infrastructure_outcome(exc: BaseException, engine: Any) -> Outcome:
     from ipyparallel import error
 
     if isinstance(exc, error.EngineError):
-        return Outcome("lost", engine=engine, message=str(exc))
+        return Outcome(OUTCOME_LOST, engine=engine, message=str(exc))
     if isinstance(exc, error.TaskAborted):
-        return Outcome("interrupted", engine=engine, message="withdrawn before it started")
+        return Outcome(OUTCOME_INTERRUPTED, engine=engine, message="withdrawn before it started")
     if isinstance(exc, error.RemoteError):
         tb = exc.traceback
         info = ErrorInfo(exc.ename, exc.evalue, "\n".join(tb) if isinstance(tb, list) else str(tb or ""))
@@ -297,5 +298,5 @@ def _infrastructure_outcome(exc: BaseException, engine: Any) -> Outcome:
                 "environment the engines run in",
                 info.traceback,
             )
-        return Outcome("error", error=info, engine=engine)
-    return Outcome("error", error=ErrorInfo(type(exc).__name__, str(exc)), engine=engine)
+        return Outcome(OUTCOME_ERROR, error=info, engine=engine)
+    return Outcome(OUTCOME_ERROR, error=ErrorInfo(type(exc).__name__, str(exc)), engine=engine)

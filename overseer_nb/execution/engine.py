@@ -1,8 +1,8 @@
 """What runs on an engine: one attempt of one job, and the pre-flight check.
 
 Imported on the engines by reference, so everything it needs is here or in
-the light modules it imports (``job``, ``signals``, ``text`` through
-:mod:`.capture`). :func:`run_attempt` never raises: every outcome, including
+the light modules it imports (``job``, ``signals``, ``states``, and ``text``
+through :mod:`.capture`). :func:`run_attempt` never raises: every outcome, including
 a handler that cannot be loaded, comes back as an :class:`AttemptReport`.
 """
 
@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from ..job import Job
 from ..signals import Abort, Fault
+from ..states import OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_FAULT, OUTCOME_INTERRUPTED, OUTCOME_OK
 from .capture import BoundedText, thread_router
 
 __all__ = ["run_attempt", "AttemptReport", "ErrorReport", "engine_identity", "preflight"]
@@ -35,7 +36,8 @@ class ErrorReport(TypedDict):
 class AttemptReport(TypedDict):
     """How an attempt ended, as :func:`run_attempt` returns it.
 
-    kind: ``ok``, ``fault``, ``abort``, ``error`` or ``interrupted``. result: the
+    kind: ``ok``, ``fault``, ``abort``, ``error`` or ``interrupted`` (the
+    ``OUTCOME_*`` of :mod:`overseer_nb.states`). result: the
     pickled return value (``ok`` only). error: None for ``ok`` and a silent
     abort. message: the text of a fault or an abort. stdout, stderr: what the
     attempt printed, bounded. started, ended: ``time.time()`` on the engine.
@@ -91,7 +93,7 @@ def run_attempt(
         with stdout.capture(out), stderr.capture(err):
             end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes)
     except BaseException as exc:  # noqa: BLE001 - every outcome is reported, never raised
-        end = _End("error", error=_error(exc, evalue=f"{exc} (while running {job!r})"))
+        end = _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
     out.flush()
     err.flush()
     return AttemptReport(
@@ -120,7 +122,7 @@ def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_res
             else "make sure the engines have the same packages as the notebook"
         )
         return _End(
-            "error",
+            OUTCOME_ERROR,
             error=_error(exc, evalue=f"the handler of {job_type!r} or its inputs cannot be loaded on the engine: {exc}; {fix}"),
         )
     job = Job(job_id, job_type, run_id, job_args, attempt, loaded)
@@ -132,13 +134,13 @@ def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_res
         if post is not None:
             result = post(job, result)
     except Fault as exc:
-        return _End("fault", message=str(exc), error=_error(exc))
+        return _End(OUTCOME_FAULT, message=str(exc), error=_error(exc))
     except Abort as exc:
-        return _End("abort", message=str(exc), silent=exc.silent, error=None if exc.silent else _error(exc))
+        return _End(OUTCOME_ABORT, message=str(exc), silent=exc.silent, error=None if exc.silent else _error(exc))
     except KeyboardInterrupt as exc:
-        return _End("interrupted", error=_error(exc, evalue="the job was interrupted"))
+        return _End(OUTCOME_INTERRUPTED, error=_error(exc, evalue="the job was interrupted"))
     except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this job
-        return _End("error", error=_error(exc))
+        return _End(OUTCOME_ERROR, error=_error(exc))
     return _pack_result(job_type, result, max_result_bytes)
 
 
@@ -149,7 +151,7 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int) -> _End:
         blob = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # noqa: BLE001
         return _End(
-            "error",
+            OUTCOME_ERROR,
             error=_error(
                 exc,
                 ename="UnpicklableResult",
@@ -162,7 +164,7 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int) -> _End:
         )
     if len(blob) > max_result_bytes:
         return _End(
-            "error",
+            OUTCOME_ERROR,
             error=ErrorReport(
                 ename="ResultTooLarge",
                 evalue=(
@@ -173,7 +175,7 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int) -> _End:
                 traceback="",
             ),
         )
-    return _End("ok", result=blob)
+    return _End(OUTCOME_OK, result=blob)
 
 
 def plain_traceback(exc: BaseException) -> str:
