@@ -114,7 +114,7 @@ def measure_run(jobs: int, interval: float, job_seconds: float) -> None:
     deltas = [b for b in sent if b'"custom"' in b]
     updates = [b for b in sent if b'"update"' in b]
     total = sum(map(len, sent))
-    print(f"run of {jobs} jobs on {run.executor.describe()}, update interval {interval} s")
+    print(f"run of {jobs} jobs on {run.executor.workers} threads in this process, update interval {interval} s")
     print(f"  widget creation (layout + first state): {init:6.2f} s, first state {initial / 1024:.0f} KiB")
     print(f"  run wall time {wall:.2f} s, process CPU {cpu:.2f} s, display-state changes {changes}")
     print(f"  messages sent: {len(deltas)} state deltas + {len(updates)} header updates "

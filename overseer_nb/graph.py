@@ -14,6 +14,7 @@ from .errors import (
     SelfDependencyError,
     UnknownParentError,
 )
+from .text import clip_end
 
 __all__ = ["JobGraph"]
 
@@ -135,8 +136,7 @@ class JobGraph:
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip_end(repr(value), limit)
 
 
 def _check_name(name: object, *, where: str, job: str | None = None) -> None:

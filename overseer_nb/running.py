@@ -358,19 +358,19 @@ class Run:
         """The live graph widget of this run (one per run, made on first use)."""
         with _WIDGET_LOCK:
             if self.__dict__.get("_widget") is None:
-                from .display.widget import RunWidget  # widgets are imported only when shown
+                from .display import RunWidget  # widgets are imported only when shown
 
                 self._widget = RunWidget(self)
             return self._widget
 
     def _ipython_display_(self) -> None:
-        from .display.widget import display_run
+        from .display import display_run
 
         display_run(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         # for front ends that do not call _ipython_display_: the widget and a static picture
-        from .display.widget import static_bundle
+        from .display import static_bundle
 
         bundle = static_bundle(self)
         widget_bundle = self.widget._repr_mimebundle_()

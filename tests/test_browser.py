@@ -246,7 +246,7 @@ def run_cells(page, count: int, first: int = 0) -> None:
 
 
 def scenario(page, server, name: str, url: str, *, cluster: bool, shot: str) -> None:
-    from overseer_nb.display.render import STATE_STYLE
+    from overseer_nb.display import STATE_STYLE
 
     nb_path = server.root / name
     before_retry = write_notebook(nb_path, cluster=cluster)

@@ -321,8 +321,10 @@ def test_every_magic_has_help_with_an_example(shell):
 
 
 def test_journal_magics_use_the_journal_functions(nb, tmp_path, monkeypatch, capsys):
-    monkeypatch.delattr(ov, "runs", raising=False)
-    monkeypatch.delattr(ov, "load_run", raising=False)
+    import overseer_nb.journal as journal
+
+    monkeypatch.delattr(journal, "runs", raising=False)
+    monkeypatch.delattr(journal, "load_run", raising=False)
     assert "journal" in usage_error(nb, "%overseer_runs")
     assert "journal" in usage_error(nb, "%overseer_resume 20260101-000000-abcdef")
 
@@ -342,8 +344,8 @@ def test_journal_magics_use_the_journal_functions(nb, tmp_path, monkeypatch, cap
             raise RunError(f"no run {run_id!r} in the journal")  # as the journal's load_run does
         return Loaded()
 
-    monkeypatch.setattr(ov, "runs", lambda: ["a table of runs"], raising=False)
-    monkeypatch.setattr(ov, "load_run", load_run, raising=False)
+    monkeypatch.setattr(journal, "runs", lambda: ["a table of runs"], raising=False)
+    monkeypatch.setattr(journal, "load_run", load_run, raising=False)
     assert cell(nb, "%overseer_runs") == ["a table of runs"]
     assert cell(nb, f"%overseer_resume {past.run_id}") is past
     assert seen["handlers"] is nb.magics_manager.registry["OverseerMagics"].notebook.handlers["pipeline"]

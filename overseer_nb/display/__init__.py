@@ -1,15 +1,20 @@
 """Pictures and text of a run: DOT and SVG, the live widget, the text log, tables.
 
 ``dot`` holds the pure DOT source and the state colours; ``render`` runs the
-Graphviz ``dot`` program. Widget packages (anywidget, ipywidgets) are imported
-only when a widget is made (``overseer_nb.display.widget``).
+Graphviz ``dot`` program. The widget names (:class:`RunWidget`, ``display_run``,
+``static_bundle``, ``static_picture``) are loaded on first use, so widget
+packages (anywidget, ipywidgets) are imported only when a widget is made.
 """
+
+from typing import Any
 
 from ..errors import DotNotFoundError
 from .dot import STATE_STYLE, graph_dot, legend_svg
 from .render import graph_mimebundle, layout_svg, static_svg
 from .tables import JobRow, Table, cluster_text, retry_text, status_table
 from .textlog import log_step
+
+_WIDGET_NAMES = ("RunWidget", "display_run", "static_bundle", "static_picture")
 
 __all__ = [
     "STATE_STYLE",
@@ -25,4 +30,14 @@ __all__ = [
     "retry_text",
     "cluster_text",
     "log_step",
+    *_WIDGET_NAMES,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `from overseer_nb.display import RunWidget` imports anywidget only then
+    if name in _WIDGET_NAMES:
+        from . import widget
+
+        return getattr(widget, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

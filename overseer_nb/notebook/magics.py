@@ -20,7 +20,7 @@ from IPython.display import display
 from ..config import Overseer, defaults, set_defaults
 from ..display import status_table
 from ..errors import OverseerError
-from ..execution import cluster  # for prestart(), which the package does not export
+from ..execution import prestart
 from .session import Notebook, choose_cluster
 
 __all__ = ["OverseerMagics", "load", "unload"]
@@ -285,7 +285,7 @@ def load(ipython) -> None:
     set_defaults(settings)
     ipython.register_magics(OverseerMagics(ipython, settings))
     if settings.prestart_cluster and os.environ.get("OVERSEER_NB_PRESTART", "1") != "0":
-        cluster.prestart()
+        prestart()
 
 
 def unload(ipython) -> None:
