@@ -14,19 +14,20 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "overseer_nb"
-FOLDERS = ("execution", "journal", "display", "notebook")
+FOLDERS = ("execution", "journal", "display", "notebook", "store")
 
 # Higher layers may import lower ones, never the other way. Each entry: layer
 # name -> rank; modules not named here are the pure core (rank 0).
 LAYERS = {
-    "overseer_nb": 6,  # the package's __init__: the public surface
-    "overseer_nb.notebook": 5,
-    "overseer_nb.api": 4,
-    "overseer_nb.journal": 3,
-    "overseer_nb.running": 2,
-    "overseer_nb._run_loop": 2,
-    "overseer_nb.display": 1,
-    "overseer_nb.execution": 1,
+    "overseer_nb": 7,  # the package's __init__: the public surface
+    "overseer_nb.notebook": 6,
+    "overseer_nb.api": 5,
+    "overseer_nb.journal": 4,
+    "overseer_nb.running": 3,
+    "overseer_nb._run_loop": 3,
+    "overseer_nb.display": 2,
+    "overseer_nb.execution": 2,
+    "overseer_nb.store": 1,  # engines and the kernel both read and write it
 }
 # display and execution are siblings: neither imports the other
 INDEPENDENT = {("overseer_nb.display", "overseer_nb.execution")}

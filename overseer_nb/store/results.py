@@ -1,0 +1,131 @@
+"""The result store: a folder of result files, one sub-folder per run.
+
+``<root>/<run id>/<job>.<attempt>.ovnb`` (the job type quoted so any name makes
+one safe file name). A :class:`ResultRef` is what the kernel, the journal and
+the children of a job hold instead of the result's bytes: where the file is,
+how big it is, and a short summary for displays.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .files import read_result
+
+__all__ = ["ResultRef", "ResultStore", "RunUsage", "result_path"]
+
+SUFFIX = ".ovnb"
+
+
+def result_path(root: str, run_id: str, job: str, attempt: int) -> str:
+    """Where attempt ``attempt`` of ``job`` of run ``run_id`` keeps its result under ``root``."""
+    name = urllib.parse.quote(job, safe="-_")
+    return os.path.join(root, run_id, f"{name}.{attempt}{SUFFIX}")
+
+
+@dataclass(frozen=True)
+class ResultRef:
+    """Where a finished job's result is: a file of the store (and, while it lives, its engine's memory).
+
+    path: the result file; nbytes: its size; type_name and summary: what the
+    kernel shows without reading the file; engine: the engine that made it
+    (it may still hold it in memory).
+    """
+
+    path: str
+    nbytes: int
+    type_name: str = ""
+    summary: str = ""
+    engine: Any = None
+
+    def load(self) -> Any:
+        """The result, read from its file (large arrays are memory-mapped, not copied)."""
+        return read_result(self.path)
+
+    def exists(self) -> bool:
+        """True while the file is in the store."""
+        return os.path.exists(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "nbytes": self.nbytes, "type": self.type_name, "summary": self.summary}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResultRef:
+        return cls(data["path"], int(data["nbytes"]), data.get("type", ""), data.get("summary", ""))
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """What the store holds for one run."""
+
+    run_id: str
+    files: int
+    nbytes: int
+    newest: float  # modification time of its newest file (seconds since the epoch)
+
+
+class ResultStore:
+    """The store at ``root`` (a folder; created user-only on first write)."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(os.path.expanduser(root))
+
+    def __repr__(self) -> str:
+        return f"<ResultStore {self.root}>"
+
+    def path(self, run_id: str, job: str, attempt: int) -> str:
+        return result_path(self.root, run_id, job, attempt)
+
+    def usage(self) -> list[RunUsage]:
+        """One :class:`RunUsage` per run with files in the store, newest first."""
+        found = []
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            files = nbytes = 0
+            newest = 0.0
+            for f in os.scandir(entry.path):
+                if f.name.endswith(SUFFIX) and f.is_file(follow_symlinks=False):
+                    st = f.stat()
+                    files += 1
+                    nbytes += st.st_size
+                    newest = max(newest, st.st_mtime)
+            found.append(RunUsage(entry.name, files, nbytes, newest or entry.stat().st_mtime))
+        return sorted(found, key=lambda u: u.newest, reverse=True)
+
+    def delete_runs(self, run_ids: Iterable[str]) -> int:
+        """Delete the results of ``run_ids``; return the bytes freed."""
+        freed = 0
+        for run_id in run_ids:
+            folder = os.path.join(self.root, run_id)
+            if os.path.dirname(os.path.abspath(folder)) != self.root or not os.path.isdir(folder):
+                continue  # never outside the store
+            for f in os.scandir(folder):
+                try:
+                    freed += f.stat().st_size
+                except OSError:
+                    pass
+            shutil.rmtree(folder, ignore_errors=True)
+        return freed
+
+    def sweep_temporaries(self, older_than: float = 3600.0) -> None:
+        """Remove half-written files a crashed writer left behind."""
+        cutoff = time.time() - older_than
+        for usage in self.usage():
+            folder = os.path.join(self.root, usage.run_id)
+            for f in os.scandir(folder):
+                if f.name.endswith(".tmp") and f.stat().st_mtime < cutoff:
+                    try:
+                        os.unlink(f.path)
+                    except OSError:
+                        pass
