@@ -18,12 +18,15 @@ __all__ = [
     "HandlerError",
     "MissingHandlerError",
     "InvalidHandlerError",
+    "UnknownHandlerError",
+    "HandlerOptionError",
     "RunError",
     "UnknownJobError",
     "JobRunningError",
     "ClusterError",
     "ArgsError",
     "JournalError",
+    "RunOwnerError",
     "OptionError",
     "UnknownOptionError",
     "TransitionError",
@@ -103,6 +106,10 @@ class InvalidHandlerError(HandlerError):
     """A handler is not a function or a lifecycle mapping, or has the wrong shape."""
 
 
+class UnknownHandlerError(HandlerError):
+    """The handlers name a job type that is not in the graph (a typo, most often)."""
+
+
 class RunError(OverseerError, RuntimeError):
     """A run cannot do what was asked (nothing was changed)."""
 
@@ -130,12 +137,27 @@ class JournalError(RunError):
     """The run journal cannot be opened, read or written (the run submits nothing more)."""
 
 
+class RunOwnerError(JournalError):
+    """Another live process owns the run in the journal, so this one may not resume or record it.
+
+    ``run_id``, ``host`` and ``pid`` name the run and its owner.
+    """
+
+    def __init__(self, message: str, *, run_id: str, host: str, pid: int | None):
+        self.run_id, self.host, self.pid = run_id, host, pid
+        super().__init__(message)
+
+
 class OptionError(OverseerError, ValueError):
     """A run option, job option or harness argument has the wrong type or range."""
 
 
 class UnknownOptionError(OptionError, TypeError):
     """An option name that does not exist (as Python says of an unknown keyword)."""
+
+
+class HandlerOptionError(InvalidHandlerError, OptionError):
+    """A handler's own option (``@ov.handler(..., timeout=...)``, a lifecycle key) has the wrong type or range."""
 
 
 class TransitionError(OverseerError, ValueError):

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidHandlerError, MissingHandlerError, OptionError, UnknownOptionError
+from .errors import (
+    HandlerOptionError,
+    InvalidHandlerError,
+    MissingHandlerError,
+    OptionError,
+    UnknownHandlerError,
+    UnknownOptionError,
+)
 from .graph import JobGraph
-from .options import JOB_OPTION_NAMES
+from .options import JOB_OPTION_NAMES, RunOptions
 
 __all__ = [
     "STAGES",
@@ -81,6 +89,12 @@ def _lifecycle(job_type: str, handler: Any) -> Lifecycle:
             )
         stages = {s: handler.get(s) for s in STAGES}
         options = {k: handler[k] for k in JOB_OPTION_NAMES if k in handler}
+    elif inspect.isclass(handler):
+        raise InvalidHandlerError(
+            f"the handler of {job_type!r} is the class {handler.__name__}: calling it would make a "
+            f"{handler.__name__} object, not run the job. Give a function f(job), or a method of an "
+            f"object (e.g. {handler.__name__}().run)"
+        )
     elif callable(handler):
         stages = {"process": handler, "pre_process": None, "post_process": None}
         options = dict(getattr(handler, _MARK, {}).get("options", {}))
@@ -93,13 +107,50 @@ def _lifecycle(job_type: str, handler: Any) -> Lifecycle:
     for stage, fn in stages.items():
         if fn is None:
             continue
-        if not callable(fn):
+        if not callable(fn) or inspect.isclass(fn):
+            what = f"the class {fn.__name__}" if inspect.isclass(fn) else f"a {type(fn).__name__}"
             raise InvalidHandlerError(
-                f"stage {stage!r} of the handler of {job_type!r} is a {type(fn).__name__}, "
-                "not a function"
+                f"stage {stage!r} of the handler of {job_type!r} is {what}, not a function"
             )
+        _check_kind(job_type, stage, fn, whole=not isinstance(handler, Mapping))
         _check_arity(job_type, stage, fn)
+    _check_options(job_type, options)
     return Lifecycle(options=options, **stages)
+
+
+def _check_kind(job_type: str, stage: str, fn: Callable, *, whole: bool) -> None:
+    """Refuse async and generator functions: an engine would get a coroutine or a generator back."""
+    # the function itself, and for an object its class's __call__
+    targets = (fn, inspect.getattr_static(type(fn), "__call__", None))
+    name = getattr(fn, "__name__", type(fn).__name__)
+    what = f"stage {stage!r} of the handler of {job_type!r} ({name})"
+    if whole:
+        what = f"the handler of {job_type!r} ({name})"
+    if any(inspect.iscoroutinefunction(t) for t in targets):
+        raise InvalidHandlerError(
+            f"{what} is an async def function: called on an engine it returns a coroutine that never "
+            "runs. Define it with def; inside it, asyncio.run(...) runs async code"
+        )
+    if any(inspect.isasyncgenfunction(t) for t in targets):
+        raise InvalidHandlerError(
+            f"{what} is an async generator function (async def with yield): it would return a generator, "
+            "not a result. Define it with def and return the results, e.g. as a list"
+        )
+    if any(inspect.isgeneratorfunction(t) for t in targets):
+        raise InvalidHandlerError(
+            f"{what} is a generator function (it uses yield): it would return a generator, not its "
+            "results. Return them instead, e.g. return list(...)"
+        )
+
+
+def _check_options(job_type: str, options: dict[str, Any]) -> None:
+    """Check a handler's own options with the run options' own rules (types and ranges)."""
+    if not options:
+        return
+    try:
+        RunOptions().with_changes(**options)
+    except OptionError as exc:
+        raise HandlerOptionError(f"the handler of {job_type!r} has a bad option: {exc}") from None
 
 
 def _check_arity(job_type: str, stage: str, fn: Callable) -> None:
@@ -181,9 +232,28 @@ def validate_graph_handlers(graph: JobGraph | Mapping, handlers: Mapping[str, An
             f"handlers must be a dict of job type -> handler, got {type(handlers).__name__}"
         )
     missing = [job for job in graph if job not in handlers]
+    unknown = [key for key in handlers if key not in graph]
+    if unknown:
+        raise _unknown_keys(unknown, graph, missing)
     if missing:
         raise MissingHandlerError(missing)
     return {job: lifecycle(job, handlers[job]) for job in graph}
+
+
+def _unknown_keys(unknown: list[Any], graph: JobGraph, missing: list[str]) -> UnknownHandlerError:
+    """The error naming handler keys that are not job types, each with the closest job type."""
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), [job for job in graph if job in missing] or list(graph), n=1)
+        parts.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    many = len(unknown) > 1
+    lacking = ""
+    if missing:
+        lacking = f"; {', '.join(map(repr, missing))} {'have' if len(missing) > 1 else 'has'} no handler"
+    return UnknownHandlerError(
+        f"handler key{'s' if many else ''} {', '.join(parts)} {'are not job types' if many else 'is not a job type'} "
+        f"of the graph; its job types: {', '.join(map(repr, graph))}{lacking}. Key each handler by its job type"
+    )
 
 
 def current_handler(fn: Any) -> Any:

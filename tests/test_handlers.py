@@ -3,6 +3,7 @@
 import pytest
 
 import overseer_nb as ov
+from overseer_nb.errors import HandlerOptionError, OptionError, UnknownHandlerError
 from overseer_nb.handlers import current_handler, lifecycle
 
 G = ov.JobGraph({"a": [], "b": ["a"]})
@@ -106,3 +107,91 @@ def test_shipper_pickles_each_set_of_stages_once_until_told_to_forget():
     lock = threading.Lock()
     with pytest.raises(ov.HandlerError, match="handler of 'locked' cannot be sent to the engines"):
         shipper.pickle("locked", (None, lambda job: lock, None))
+
+
+# -- caught before anything runs ------------------------------------------------------------
+class CountingExecutor(ov.ThreadExecutor):
+    """A ThreadExecutor that counts what was submitted."""
+
+    def __init__(self):
+        super().__init__(workers=1)
+        self.submitted = []
+
+    def submit(self, task):
+        self.submitted.append(task.job)
+        super().submit(task)
+
+
+def refused(handlers, error=ov.HandlerError):
+    """The message ov.run refuses ``handlers`` of G with, checking that nothing was submitted."""
+    spy = CountingExecutor()
+    with pytest.raises(error) as info:
+        ov.run(G, handlers, executor=spy, journal=False)
+    assert spy.submitted == []
+    with pytest.raises(error):
+        ov.validate_graph_handlers(G, handlers)
+    return str(info.value)
+
+
+def test_async_and_generator_handlers_are_refused_naming_the_job_type():
+    async def fetch(job):
+        return 1
+
+    async def feed(job):
+        yield 1
+
+    def rows(job):
+        yield 1
+
+    class Client:
+        async def __call__(self, job):
+            return 1
+
+    assert "handler of 'b' (fetch) is an async def function" in refused({"a": print, "b": fetch})
+    assert "asyncio.run" in refused({"a": print, "b": fetch})
+    assert "handler of 'b' (feed) is an async generator function" in refused({"a": print, "b": feed})
+    assert "handler of 'b' (rows) is a generator function (it uses yield)" in refused({"a": print, "b": rows})
+    assert "handler of 'a' (Client) is an async def function" in refused({"a": Client(), "b": print})
+    message = refused({"a": print, "b": {"process": print, "post_process": fetch}})
+    assert "stage 'post_process' of the handler of 'b' (fetch) is an async def function" in message
+
+
+def test_a_class_is_refused_as_a_handler_or_a_stage():
+    class Step:
+        def __init__(self, job):
+            self.job = job
+
+        def run(self, job):
+            return 1
+
+    assert "handler of 'a' is the class Step: calling it would make a Step object" in refused({"a": Step, "b": print})
+    assert "stage 'process' of the handler of 'a' is the class Step" in refused({"a": {"process": Step}, "b": print})
+    ov.validate_graph_handlers(G, {"a": Step(None).run, "b": print})  # a method is fine
+
+
+def test_handler_options_are_checked_by_the_run_options_rules():
+    @ov.handler("a", timeout=-5)
+    def a(job):
+        return 1
+
+    message = refused({"a": a, "b": print}, HandlerOptionError)
+    assert message == ("the handler of 'a' has a bad option: timeout must be a number of seconds > 0 "
+                       "(or None for no limit), got -5")
+    message = refused({"a": print, "b": {"process": print, "retries": "3"}}, HandlerOptionError)
+    assert message == "the handler of 'b' has a bad option: retries must be a whole number >= 0, got '3'"
+    with pytest.raises(OptionError):  # an option error too, as the run's own options
+        ov.validate_graph_handlers(G, {"a": print, "b": {"process": print, "max_faults": 0}})
+    assert lifecycle("a", {"process": print, "timeout": 2.5, "retries": 1}).options == {"timeout": 2.5, "retries": 1}
+
+
+def test_a_handler_key_that_is_not_in_the_graph_gets_did_you_mean():
+    graph = ov.JobGraph({"start": [], "result-1": ["start"], "result-2": ["start"]})
+    with pytest.raises(UnknownHandlerError) as info:
+        ov.validate_graph_handlers(graph, {"start": print, "result_1": print, "result-2": print})
+    assert str(info.value) == (
+        "handler key 'result_1' (did you mean 'result-1'?) is not a job type of the graph; its job types: "
+        "'start', 'result-1', 'result-2'; 'result-1' has no handler. Key each handler by its job type"
+    )
+    with pytest.raises(ov.HandlerError, match=r"handler keys 'strat' \(did you mean 'start'\?\), 'zzz' are not"):
+        ov.validate_graph_handlers(graph, {"start": print, "strat": print, "zzz": print,
+                                           "result-1": print, "result-2": print})

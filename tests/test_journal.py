@@ -251,10 +251,10 @@ def test_write_failure_mid_run_holds_the_run(tmp_path, monkeypatch):
     path = str(tmp_path / "j.sqlite")
     real = sql.write_step
 
-    def failing(conn, run_id, at, active, transitions, jobs, attempts):
+    def failing(conn, run_id, owner, at, active, transitions, jobs, attempts):
         if any(t[1] == "b" for t in transitions):
             raise sqlite3.OperationalError("disk I/O error")
-        return real(conn, run_id, at, active, transitions, jobs, attempts)
+        return real(conn, run_id, owner, at, active, transitions, jobs, attempts)
 
     monkeypatch.setattr(sql, "write_step", failing)
     spy = SpyExecutor()

@@ -45,7 +45,7 @@ KERNEL = CHAIN_HANDLERS + textwrap.dedent(
 
     journal, log, flag, pids = sys.argv[1:5]
     ov.use_cluster(engines=2)
-    with open(pids, "w") as f:  # controller, engines: they outlive a killed kernel
+    with open(pids, "w") as f:  # controller, engines: they follow a killed kernel (test_lifecycle_cluster)
         json.dump([p.pid for p in psutil.Process().children(recursive=True)], f)
     run = ov.run(GRAPH, HANDLERS, args={"log": log, "flag": flag}, journal=journal)
     print(run.run_id, flush=True)
@@ -78,7 +78,16 @@ def kill_pids(pids):
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=10)
+    _, alive = psutil.wait_procs(procs, timeout=10)
+
+    def running(proc):
+        try:
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    left = [p for p in alive if running(p)]
+    assert not left, f"still running after the kill: {left}"
 
 
 def wait_for(predicate, timeout, what):

@@ -61,9 +61,14 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
 
 def stop_demo_profile(env: dict[str, str]) -> None:
     """Stop the notebook's ipcluster if a failure left it running (a no-op otherwise)."""
-    ipcluster = shutil.which("ipcluster") or "ipcluster"
-    subprocess.run([ipcluster, "stop", f"--profile={DEMO_PROFILE}"], env={**os.environ, **env},
-                   capture_output=True, timeout=60, check=False)
+    subprocess.run([sys.executable, "-m", "ipyparallel.cluster", "stop", f"--profile={DEMO_PROFILE}"],
+                   env={**os.environ, **env}, capture_output=True, timeout=60, check=False)
+
+
+def without_ipcluster_on_path() -> str:
+    """PATH without the folders that hold ``ipcluster``: a Jupyter whose environment is not activated."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(f for f in folders if f and not shutil.which("ipcluster", path=f))
 
 
 def stream_text(cell, name: str | None = None) -> str:
@@ -79,6 +84,8 @@ def all_text(cell) -> str:
 
 def execute(name: str, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
     env = isolated_env(tmp_path)
+    if name.startswith("05"):  # it starts and stops its cluster with the kernel's own Python
+        env["PATH"] = without_ipcluster_on_path()
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # the kernel inherits them
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -114,7 +121,7 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
                and o["data"].get("text/plain", "").startswith("Run ")]
     assert widgets, f"{name}: no live run widget was displayed"
     # the cluster is stopped at the end, without ipyparallel's engine logs in the cell
-    last = code[-1] if not name.startswith("05") else next(c for c in code if "ipcluster stop" in c.source)
+    last = code[-1] if not name.startswith("05") else next(c for c in code if 'ipcluster("stop"' in c.source)
     assert "stop" in last.source
     stop_cells = [c for c in code if "--stop" in c.source]
     for cell in stop_cells:

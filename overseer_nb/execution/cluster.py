@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -35,6 +36,41 @@ LOCAL_CONTROLLER_ARGS = [
     "--HeartMonitor.period=500",
     "--HeartMonitor.max_heartmonitor_misses=3",
 ]
+
+# The controller and each engine of the local cluster run as
+# ``python -c WATCHED <kernel pid> <module> <args>``: the module as ``python -m``
+# runs it, beside a thread that ends the process and what it started (the
+# controller's schedulers, an engine's nanny) once the kernel that started it is
+# gone. atexit stops the cluster when the kernel exits; this is for a kernel that
+# cannot run atexit: SIGKILL, the OOM killer, a segfault. A dead process's
+# children are handed to another parent, so a changed parent pid is the signal.
+WATCH_PERIOD = 0.5  # seconds between looks at the parent
+WATCH_GRACE = 2.0  # seconds to exit on SIGTERM before the process and its children are killed
+WATCHED = f"""import os, runpy, signal, sys, threading, time
+def end(children, how):
+    for child in children:
+        try:
+            getattr(child, how)()
+        except Exception:
+            pass
+def watch(kernel):
+    while os.getppid() == kernel:
+        time.sleep({WATCH_PERIOD})
+    try:
+        import psutil
+        children = psutil.Process().children(recursive=True)
+    except Exception:
+        children = []
+    end(children, "terminate")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep({WATCH_GRACE})
+    end(children, "kill")
+    os._exit(1)
+kernel, module = int(sys.argv[1]), sys.argv[2]
+del sys.argv[1:3]
+threading.Thread(target=watch, args=(kernel,), daemon=True, name="overseer-watch-kernel").start()
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
 
 _lock = threading.RLock()
 _state: dict[str, Any] = {"client": None, "cluster": None, "owned": False, "engines": None}
@@ -131,6 +167,7 @@ def stop_cluster() -> None:
         except Exception:  # pragma: no cover - closing is best effort
             pass
     if owned and cluster is not None:
+        _engine_kwargs.pop(id(cluster), None)
         try:
             # Engines stopped on purpose exit with code 1, which ipyparallel reports as
             # warnings carrying each engine's whole log: noise in the user's cell.
@@ -213,8 +250,12 @@ def _start_local(engines: int | None, *, wait_for: int | None = None) -> None:
         controller_args=list(LOCAL_CONTROLLER_ARGS),
         log_level=logging.WARNING,
     )
+    controller_kw, engine_kw = _kernel_watch(cluster)
     try:
-        cluster.start_cluster_sync(n=n)
+        cluster.start_controller_sync(**controller_kw)
+        if not cluster.send_engines_connection_env:  # else start_engines waits for the controller itself
+            time.sleep(cluster.delay)
+        cluster.start_engines_sync(n=n, **engine_kw)
         client = cluster.connect_client_sync()
         client.wait_for_engines(n if wait_for is None else wait_for, timeout=60)
     except Exception as exc:
@@ -224,7 +265,44 @@ def _start_local(engines: int | None, *, wait_for: int | None = None) -> None:
             pass
         raise ClusterError(f"cannot start a local ipyparallel cluster of {n} engines: {exc}") from exc
     _state.update(client=client, cluster=cluster, owned=True, engines=n)
+    _engine_kwargs[id(cluster)] = engine_kw  # replacement engines are watched too
     _keep_engines(client, cluster, n)
+
+
+def _kernel_watch(cluster: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Launcher keywords that run the controller and the engines under :data:`WATCHED`.
+
+    Only for ipyparallel's local launchers (the default; a profile may choose
+    others) and commands of the form ``python -m module ...``; anything else is
+    started as configured, without the watch.
+    """
+    from ipyparallel.cluster import launcher
+
+    if sys.platform.startswith("win"):  # no reparenting to watch for; ipyparallel tree-kills there
+        return {}, {}
+    where = dict(parent=cluster, log=cluster.log, profile_dir=cluster.profile_dir, cluster_id=cluster.cluster_id)
+    controller_kw: dict[str, Any] = {}
+    engine_kw: dict[str, Any] = {}
+    if cluster.controller_launcher_class is launcher.LocalControllerLauncher:
+        cmd = _watched_cmd(launcher.LocalControllerLauncher(**where).controller_cmd)
+        if cmd is not None:
+            controller_kw["controller_cmd"] = cmd
+    if cluster.engine_launcher_class is launcher.LocalEngineSetLauncher:
+        cmd = _watched_cmd(launcher.LocalEngineSetLauncher(**where).engine_cmd)
+        if cmd is not None:
+            engine_kw["engine_cmd"] = cmd
+    return controller_kw, engine_kw
+
+
+def _watched_cmd(cmd: list[str]) -> list[str] | None:
+    """``[python, -m, module, *rest]`` run under :data:`WATCHED`, watching this process; None for other commands."""
+    if len(cmd) < 3 or cmd[1] != "-m":
+        return None
+    return [cmd[0], "-c", WATCHED, str(os.getpid()), *cmd[2:]]
+
+
+# id(cluster) -> what start_engines takes to start engines of the local cluster watched
+_engine_kwargs: dict[int, dict[str, Any]] = {}
 
 
 def _default_engines() -> int:
@@ -270,7 +348,7 @@ def replace_engines(cluster: Any, client: Any, target: int) -> None:
 
     def start() -> None:
         try:
-            cluster.start_engines_sync(n=missing)
+            cluster.start_engines_sync(n=missing, **_engine_kwargs.get(key, {}))
         except Exception as exc:  # pragma: no cover - best effort
             log.warning("could not start %d replacement engine(s): %s", missing, exc)
             with _lock:

@@ -10,10 +10,12 @@ point: a step is on disk before the run acts on it or shows it.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,8 @@ from ..errors import JournalError
 from . import sql
 
 __all__ = ["Journal", "journal_location", "open_journal", "MEMORY", "ENV_VAR"]
+
+log = logging.getLogger("overseer_nb")
 
 MEMORY = ":memory:"
 OFF = frozenset({"off", "none", "false", "0"})  # values of the variable or option that turn it off
@@ -93,6 +97,9 @@ def open_journal(journal: Any = None) -> Journal | None:
         return found
 
 
+_WAKE = object()  # a queue item that only wakes the writer thread
+
+
 class _Request:
     __slots__ = ("fn", "args", "write", "done", "value", "error")
 
@@ -121,6 +128,7 @@ class Journal:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         opened = _Request(self._open, (create_dirs,), write=False)
         self._conn: sqlite3.Connection | None = None
+        self._ticks: list[list] = []  # [seconds, fn, when next] of every()
         self._thread = threading.Thread(target=self._serve, args=(opened,), daemon=True, name="overseer-journal")
         self._thread.start()
         self._wait(opened)
@@ -140,6 +148,15 @@ class Journal:
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(conn, *args)`` outside any transaction (backups); return its value."""
         return self._call(_Request(fn, args, write=None))
+
+    def every(self, seconds: float, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """Run ``fn(conn)`` in a write transaction on the writer thread every ``seconds`` while it is open.
+
+        For small bookkeeping (heartbeats): it waits behind queued requests, and
+        an error is logged at debug level and tried again next time.
+        """
+        self._ticks.append([seconds, fn, time.monotonic() + seconds])
+        self._queue.put(_WAKE)  # the writer thread may be waiting with no timeout
 
     def require_writable(self) -> None:
         """Raise :class:`JournalError` unless the journal takes writes (checked once)."""
@@ -182,9 +199,14 @@ class Journal:
             self.closed = True
             return
         while True:
-            request = self._queue.get()
+            try:
+                request = self._queue.get(timeout=self._tick())
+            except queue.Empty:
+                continue
             if request is None:
                 break
+            if request is _WAKE:
+                continue
             if not request.write:
                 self._run(request)
                 continue
@@ -198,6 +220,8 @@ class Journal:
                 if nxt is None:
                     stop = True
                     break
+                if nxt is _WAKE:
+                    continue
                 if not nxt.write:
                     later = nxt
                     break
@@ -216,11 +240,26 @@ class Journal:
                 left = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if left is not None:
+            if left is not None and left is not _WAKE:
                 left.error = JournalError(f"the journal {self.path} was closed")
                 left.done.release()
         if self._conn is not None:
             self._conn.close()
+
+    def _tick(self) -> float | None:
+        """Run what :meth:`every` asked for that is due; return the seconds until the next (None: none)."""
+        if not self._ticks:
+            return None
+        now = time.monotonic()
+        for tick in list(self._ticks):
+            seconds, fn, due = tick
+            if due <= now:
+                tick[2] = now + seconds
+                try:
+                    self._transaction(fn, (), True)
+                except Exception as exc:
+                    log.debug("overseer_nb: journal %s: %r failed: %s", self.path, fn, exc)
+        return max(0.0, min(t[2] for t in self._ticks) - time.monotonic())
 
     def _run(self, request: _Request) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import socket
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -80,7 +81,9 @@ class Restored:
     ended: float | None  # None while its owner is alive
     owner_alive: bool
     owner_pid: int | None
+    owner_host: str = ""
     jobs: dict[str, JobState] = field(default_factory=dict)
+    rows: dict[str, tuple[str, int]] = field(default_factory=dict)  # job -> (status, attempt) as recorded
     notes: list[str] = field(default_factory=list)
 
 
@@ -98,7 +101,8 @@ def restore(row: dict, job_rows: list[dict], attempt_rows: list[dict]) -> Restor
     alive = bool(row["active"]) and owner_alive(row)
     ended = None if alive else max([row["updated"]] + [jr["updated"] or 0.0 for jr in job_rows])
     restored = Restored(
-        row["run_id"], graph, options, args, row["args"], row["created"], ended, alive, row["pid"], notes=notes
+        row["run_id"], graph, options, args, row["args"], row["created"], ended, alive, row["pid"],
+        row["host"], notes=notes,
     )
     attempts: dict[str, list[Attempt]] = {}
     for a in attempt_rows:
@@ -106,6 +110,7 @@ def restore(row: dict, job_rows: list[dict], attempt_rows: list[dict]) -> Restor
         attempts.setdefault(a["job"], []).append(
             Attempt(a["number"], a["engine"], a["start"], a["end"], a["stdout"], a["stderr"], error, a["outcome"])
         )
+    restored.rows = {jr["job"]: (jr["status"], jr["attempt"]) for jr in job_rows}
     for jr in job_rows:
         job, status = jr["job"], jr["status"]
         if job not in graph:
@@ -134,9 +139,12 @@ def build_run(j: Journal, restored: Restored) -> Run:
     )
     run.created = restored.created
     run.ended = restored.ended
-    run.use_recorder(Recorder.for_run(j, run))  # writes nothing until run.resume() takes it over
+    recorder = Recorder.for_run(j, run)  # writes nothing until run.resume() takes it over
+    recorder.loaded = dict(restored.rows)  # ... and only if nobody carried the run on since
+    run.use_recorder(recorder)
     if restored.owner_alive:
-        first = f"process {restored.owner_pid} on this machine is still running it; this is its state when loaded"
+        where = "this machine" if restored.owner_host == socket.gethostname() else restored.owner_host
+        first = f"process {restored.owner_pid} on {where} is still running it; this is its state when loaded"
     else:
         first = "loaded from the journal; run.resume(handlers) runs what did not finish"
     run.message = "; ".join([first, *restored.notes])

@@ -4,9 +4,18 @@
 :class:`~overseer_nb.running.RunRecorder`). On the run's loop thread it turns
 each step into plain rows (reading the live records there, where they cannot
 change underfoot), hands them to the journal's writer thread and waits for the
-commit; if the commit fails it raises, and the run holds. On resume it checks
-that no other live process owns the run, takes ownership, and records the
-attempts the last owner lost. :func:`attach` gives a run its recorder.
+commit; if the commit fails it raises, and the run holds. :func:`attach` gives a
+run its recorder.
+
+Ownership: the ``runs`` row names the process that runs the run (host, pid).
+A process takes a run (new, or resumed) only in one transaction that reads
+that owner and writes itself in its place if the owner may be replaced (it
+is this process, has nothing in flight, or is gone: a dead pid on this
+machine, or no heartbeat from another machine for :data:`STALE_AFTER`
+seconds); so of two processes resuming a run at once exactly one wins. Every
+step is written only while this process still owns the run, and a run in
+progress says it is alive every :data:`HEARTBEAT_EVERY` seconds (the
+journal's writer thread writes the heartbeat of all of them at once).
 """
 
 from __future__ import annotations
@@ -14,15 +23,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ..errors import JournalError, RunError
+from ..errors import JournalError, RunError, RunOwnerError
 from ..records import Attempt, ErrorInfo
-from ..states import ATTEMPT_LOST, FINISHED, STARTED, UNSTARTED
+from ..states import ATTEMPT_LOST, FINISHED, HOLD_RESUME, STARTED, UNSTARTED
 from ..text import clip_middle
 from . import sql
 from .file import Journal, open_journal
@@ -31,7 +41,12 @@ if TYPE_CHECKING:
     from ..running import Run
     from ..steps import Step
 
-__all__ = ["Recorder", "attach", "live_run", "owner_alive", "mark_lost", "STORED", "LOST"]
+__all__ = [
+    "Recorder", "attach", "live_run", "owner_alive", "mark_lost", "STORED", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
+]
+
+HEARTBEAT_EVERY = 30.0  # seconds between heartbeats of a run in progress
+STALE_AFTER = 120.0  # a run of another machine with no heartbeat for this long may be taken over
 
 STORED = "stored"  # result_note of a job whose result the journal holds
 
@@ -74,10 +89,25 @@ def attach(run: Run, journal: Any = None) -> Journal | None:
     return j
 
 
+def this_process() -> tuple[str, int]:
+    """(host, pid) of this process, as the ``runs`` row names an owner."""
+    return socket.gethostname(), os.getpid()
+
+
 def owner_alive(row: Mapping[str, Any]) -> bool:
-    """True if the process recorded as running the run (``host``, ``pid``) is alive on this machine."""
-    pid = row.get("pid")
-    if not pid or row.get("host") != socket.gethostname() or pid == os.getpid():
+    """True if another process may still be running the run: the owner (``host``, ``pid``) of ``row``.
+
+    On this machine: its pid is alive. On another machine, where its pid
+    cannot be checked: its ``heartbeat`` is less than :data:`STALE_AFTER`
+    seconds old. False for this process itself.
+    """
+    pid, host = row.get("pid"), row.get("host")
+    if not pid:
+        return False
+    if host != socket.gethostname():
+        heartbeat = row.get("heartbeat") or row.get("updated") or 0.0
+        return time.time() - heartbeat < STALE_AFTER
+    if pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
@@ -91,6 +121,58 @@ def owner_alive(row: Mapping[str, Any]) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except Exception:
         return True
+
+
+def is_this_process(owner: Mapping[str, Any]) -> bool:
+    """True if ``owner`` (a ``runs`` row's host and pid) is this process."""
+    return (owner.get("host"), owner.get("pid")) == this_process()
+
+
+def may_take(owner: Mapping[str, Any]) -> bool:
+    """True if this process may take over a run whose ``runs`` row names ``owner``.
+
+    It may if the owner is this process, has nothing in flight (``active`` 0),
+    or is gone (:func:`owner_alive`).
+    """
+    return is_this_process(owner) or not owner.get("active") or not owner_alive(owner)
+
+
+def _where(owner: Mapping[str, Any]) -> str:
+    host, pid = owner.get("host") or "?", owner.get("pid")
+    if host == socket.gethostname():
+        return f"process {pid} on this machine ({host})"
+    return f"process {pid} on {host}"
+
+
+def owner_error(run_id: str, owner: Mapping[str, Any], *, doing: str = "resume") -> RunOwnerError:
+    """The error that refuses this process a run ``owner`` keeps, naming its host and process.
+
+    doing: ``"resume"`` (a claim refused) or ``"record"`` (a step refused: the
+    run was taken over).
+    """
+    host, pid = owner.get("host") or "?", owner.get("pid")
+    if doing == "record":
+        message = f"run {run_id} was taken over by {_where(owner)}; this process records and submits nothing more of it"
+    elif host == socket.gethostname():
+        message = f"run {run_id} is being run by {_where(owner)}; resume it there, or stop that process first"
+    else:
+        heartbeat = owner.get("heartbeat") or owner.get("updated") or 0.0
+        message = (
+            f"run {run_id} is being run by {_where(owner)}; resume it there, or stop it there first (its last "
+            f"heartbeat was {max(0.0, time.time() - heartbeat):.0f} s ago; a run whose owner on another machine "
+            f"is silent for {STALE_AFTER:.0f} s may be taken over)"
+        )
+    return RunOwnerError(message, run_id=run_id, host=host, pid=pid)
+
+
+def changed_error(run_id: str, owner: Mapping[str, Any], jobs: list[str]) -> RunOwnerError:
+    """The error that refuses to resume a copy of a run that another process carried on since."""
+    which = f" (jobs {', '.join(jobs[:5])}{', ...' if len(jobs) > 5 else ''})" if jobs else ""
+    return RunOwnerError(
+        f"run {run_id} was carried on by {_where(owner)} since this copy of it was loaded{which}; "
+        f"load it again (ov.load_run({run_id!r})) and resume that",
+        run_id=run_id, host=owner.get("host") or "?", pid=owner.get("pid"),
+    )
 
 
 def mark_lost(attempt: Attempt) -> None:
@@ -114,6 +196,7 @@ def run_row(run: Run) -> tuple:
         args_repr = "<args>"
     if len(args_repr) > 200:
         args_repr = args_repr[:197] + "..."
+    now = time.time()
     return (
         run.run_id,
         json.dumps(run.graph.to_dict()),
@@ -121,10 +204,10 @@ def run_row(run: Run) -> tuple:
         args_repr,
         json.dumps(asdict(run.options)),
         run.created,
-        time.time(),
-        socket.gethostname(),
-        os.getpid(),
+        now,
+        *this_process(),
         1,
+        now,  # heartbeat
     )
 
 
@@ -138,6 +221,9 @@ class Recorder:
         self.max_output_chars = max_output_chars
         self.failed: JournalError | None = None  # the last write's error, None once one succeeds
         self.active = True  # as the runs row has it
+        # job -> (status, attempt) as the journal had them when the run was loaded
+        # (load_run), until this process takes it: a claim is refused if they changed
+        self.loaded: dict[str, tuple[str, int]] | None = None
 
     @classmethod
     def for_run(cls, journal: Journal, run: Run) -> Recorder:
@@ -151,10 +237,34 @@ class Recorder:
 
     # -- the run's row ---------------------------------------------------------------
     def register(self, run: Run) -> None:
-        """Write (or take over) the run's row and one row per job; raises JournalError."""
+        """Take the run for this process: its row (new, or taken over) and one row per job.
+
+        Raises :class:`~overseer_nb.errors.RunOwnerError` naming the owner if
+        another live process owns the run, :class:`JournalError` if the journal
+        cannot be written.
+        """
         jobs = [(run.run_id, job, rec.status, len(rec.attempts), run.created) for job, rec in run.jobs.items()]
-        self.journal.write(sql.insert_run, run_row(run), jobs)
+        row = run_row(run)
+        refused = self.journal.write(sql.claim_run, row, jobs, self._refuse)
+        if refused is not None:
+            raise refused
+        self.loaded = None  # from now on what this process writes is the run
         self.active = True
+        _recorders.add(self)
+        with _beating_lock:
+            if self.journal not in _beating:
+                _beating.add(self.journal)
+                self.journal.every(HEARTBEAT_EVERY, _heartbeat(self.journal))
+
+    def _refuse(self, owner: dict[str, Any], jobs: dict[str, tuple]) -> RunOwnerError | None:
+        """Why this process may not take the run from ``owner`` (None: it may); inside the claim."""
+        if not may_take(owner):
+            return owner_error(self.run_id, owner)
+        if self.loaded is not None:  # a loaded copy: only if nobody carried the run on since
+            changed = sorted(job for job in set(jobs) | set(self.loaded) if jobs.get(job) != self.loaded.get(job))
+            return changed_error(self.run_id, owner, changed) if changed else None
+        # a run this process ran, since taken by another: what it holds may be old
+        return None if is_this_process(owner) else changed_error(self.run_id, owner, [])
 
     # -- each step -----------------------------------------------------------------------
     def __call__(self, run: Run, step: Step) -> None:
@@ -175,15 +285,18 @@ class Recorder:
             jobs.append(self.job_row(job, t.new, t.attempt, t.message, t.at, result, note))
             attempts.extend(self.attempt_row(job, a) for a in rec.attempts if a.number in numbers[job])
         # the machine has applied the step already: idle now means the run has
-        # nothing left to do, so another process may resume it
-        active = not run.machine.is_idle()
+        # nothing left to do, so another process may resume it; not so while a
+        # resume is applied (held until the run starts right after)
+        active = not run.machine.is_idle() or HOLD_RESUME in run.machine.holds
         changed = active if active != self.active else None
         self._write(step.transitions[-1].at, changed, transitions, jobs, attempts)
         self.active = active
 
     def _write(self, at: float, active: bool | None, transitions: list, jobs: list, attempts: list) -> None:
         try:
-            self.journal.write(sql.write_step, self.run_id, at, active, transitions, jobs, attempts)
+            owner = self.journal.write(sql.write_step, self.run_id, this_process(), at, active, transitions, jobs, attempts)
+            if owner is not None:
+                raise owner_error(self.run_id, owner, doing="record")
         except JournalError as exc:
             self.failed = exc
             raise
@@ -220,20 +333,33 @@ class Recorder:
 
     # -- resuming ----------------------------------------------------------------------------
     def check_owner(self, run: Run) -> None:
-        """Raise :class:`RunError` if another run object here, or another live process, runs ``run``."""
+        """Raise :class:`RunError` if another run object here, or another live process, runs ``run``.
+
+        Only a look, early in ``Run.resume`` (before a cluster is started): the
+        claim itself is :meth:`resumed`, one transaction that two processes
+        racing past this look cannot both win.
+        """
         live = live_run(self.journal, run.run_id)
         if live is not None and live is not run and not live.done:
             raise RunError(f"run {run.run_id} is going on in this kernel; wait for it or cancel it first")
         owner = self.journal.read(sql.read_owner, run.run_id)
-        if owner is not None and owner["active"] and owner_alive(owner):
-            raise RunError(
-                f"run {run.run_id} is being run by process {owner['pid']} on this machine; "
-                "resume it there, or stop that process first"
-            )
+        if owner is not None:
+            refused = self._refuse(owner, self.journal.read(sql.read_job_states, run.run_id))
+            if refused is not None:
+                raise refused
 
     def resumed(self, run: Run) -> None:
-        """Own ``run`` from this process, and record ``started -> unstarted`` for attempts lost with their kernel."""
-        attach(run, self.journal)
+        """Own ``run`` from this process, and record ``started -> unstarted`` for attempts lost with their kernel.
+
+        Raises :class:`~overseer_nb.errors.RunOwnerError` (a ``RunError``),
+        naming the owner, if another live process owns the run by now; then
+        nothing was written.
+        """
+        with _claiming:  # two run objects of one run in this process: the second waits, then sees the first
+            live = live_run(self.journal, run.run_id)
+            if live is not None and live is not run and not live.done:
+                raise RunError(f"run {run.run_id} is going on in this kernel; wait for it or cancel it first")
+            attach(run, self.journal)
         lost = self.journal.read(sql.read_started_jobs, run.run_id)
         if not lost:
             return
@@ -247,3 +373,20 @@ class Recorder:
                     mark_lost(attempt)
                     attempts.append(self.attempt_row(job, attempt))
         self._write(now, True, transitions, jobs, attempts)
+
+
+_claiming = threading.Lock()
+
+# Recorders of this process, and the journals whose writer thread writes the
+# heartbeat of this process's runs in progress (one statement for all of them).
+_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_beating: weakref.WeakSet[Journal] = weakref.WeakSet()
+_beating_lock = threading.Lock()
+
+
+def _heartbeat(journal: Journal) -> Callable[[Any], None]:
+    def beat(conn: Any) -> None:
+        if any(r.active and r.journal is journal for r in list(_recorders)):
+            sql.beat(conn, this_process(), time.time())
+
+    return beat

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -24,13 +25,15 @@ __all__ = [
     "configure",
     "migrate",
     "touch",
-    "insert_run",
+    "claim_run",
     "write_step",
+    "beat",
     "read_run",
     "read_runs",
     "read_job_counts",
     "read_jobs_with_status",
     "read_owner",
+    "read_job_states",
     "read_started_jobs",
     "backup_to",
 ]
@@ -100,6 +103,12 @@ MIGRATIONS: list[list[str]] = [
             message TEXT NOT NULL DEFAULT ''
         )""",
     ],
+    # 2: heartbeat: when the owner (host, pid) last said it is alive; a run of
+    # another host whose heartbeat is old may be taken over (its pid says nothing here)
+    [
+        "ALTER TABLE runs ADD COLUMN heartbeat REAL",
+        "UPDATE runs SET heartbeat = updated",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -157,24 +166,53 @@ def touch(conn: sqlite3.Connection) -> None:
 
 
 # -- writing a run ----------------------------------------------------------------------
-def insert_run(conn: sqlite3.Connection, row: tuple, jobs: list[tuple]) -> None:
-    """The run's row (or take it over: host, pid, active) and a row per job not yet there."""
-    conn.execute(
-        "INSERT INTO runs (run_id, graph, args, args_repr, options, created, updated, host, pid, active)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (run_id) DO UPDATE SET updated = excluded.updated,"
-        " host = excluded.host, pid = excluded.pid, active = excluded.active",
-        row,
-    )
+_RUN_COLUMNS = "run_id, graph, args, args_repr, options, created, updated, host, pid, active, heartbeat"
+
+
+def claim_run(
+    conn: sqlite3.Connection, row: tuple, jobs: list[tuple], refuse: Callable[[dict[str, Any], dict[str, tuple]], Any]
+) -> Any:
+    """Make the process of ``row`` (its host, pid) the run's owner unless ``refuse`` says no; one row per job.
+
+    ``row`` is the whole ``runs`` row (``_RUN_COLUMNS``). A new run is
+    inserted. For a recorded one, ``refuse(owner, jobs)`` is called with what
+    :func:`read_owner` returns and the job rows as they are now (job ->
+    (status, attempt)); if it returns anything but None, nothing is written and
+    that is returned. Reading, deciding and writing happen in the caller's one
+    ``BEGIN IMMEDIATE`` transaction, so of two processes claiming a run at once
+    the second sees the first's claim.
+    """
+    run_id = row[0]
+    owner = read_owner(conn, run_id)
+    if owner is None:
+        conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    else:
+        refused = refuse(owner, read_job_states(conn, run_id))
+        if refused is not None:
+            return refused
+        updated, host, pid, active, heartbeat = row[6:]
+        conn.execute(
+            "UPDATE runs SET updated = ?, host = ?, pid = ?, active = ?, heartbeat = ? WHERE run_id = ?",
+            (updated, host, pid, active, heartbeat, run_id),
+        )
     conn.executemany(
         "INSERT OR IGNORE INTO jobs (run_id, job, status, attempt, updated) VALUES (?, ?, ?, ?, ?)", jobs
     )
+    return None
 
 
 def write_step(
-    conn: sqlite3.Connection, run_id: str, at: float, active: bool | None, transitions: list, jobs: list, attempts: list
-) -> None:
-    """One step: its transitions, the rows of the jobs and attempts they touch; ``active``: None if unchanged."""
+    conn: sqlite3.Connection, run_id: str, owner: tuple[str, int], at: float, active: bool | None,
+    transitions: list, jobs: list, attempts: list,
+) -> dict[str, Any] | None:
+    """One step: its transitions, the rows of the jobs and attempts they touch; ``active``: None if unchanged.
+
+    Written only while ``owner`` (host, pid) owns the run; else nothing is
+    written and the owner that took it over is returned (None: written).
+    """
+    found = conn.execute("SELECT host, pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if found is not None and tuple(found) != tuple(owner):
+        return read_owner(conn, run_id)
     conn.executemany(
         "INSERT INTO transitions (run_id, job, old, new, reason, attempt, at, message)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -195,7 +233,15 @@ def write_step(
         attempts,
     )
     if active is not None:  # rarely: the runs row is one more page to write per commit
-        conn.execute("UPDATE runs SET updated = ?, active = ? WHERE run_id = ?", (at, int(active), run_id))
+        conn.execute(
+            "UPDATE runs SET updated = ?, active = ?, heartbeat = ? WHERE run_id = ?", (at, int(active), at, run_id)
+        )
+    return None
+
+
+def beat(conn: sqlite3.Connection, owner: tuple[str, int], at: float) -> None:
+    """The heartbeat of every run in progress that ``owner`` (host, pid) owns."""
+    conn.execute("UPDATE runs SET heartbeat = ? WHERE host = ? AND pid = ? AND active = 1", (at, *owner))
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -260,9 +306,15 @@ def read_jobs_with_status(conn: sqlite3.Connection, status: str, run_id: str | N
 
 
 def read_owner(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
-    """Who runs ``run_id`` as the journal has it: host, pid, active; None for an unknown run."""
-    row = conn.execute("SELECT host, pid, active FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else {"host": row[0], "pid": row[1], "active": row[2]}
+    """Who runs ``run_id`` as the journal has it: host, pid, active, heartbeat; None for an unknown run."""
+    row = conn.execute("SELECT host, pid, active, heartbeat FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else {"host": row[0], "pid": row[1], "active": row[2], "heartbeat": row[3]}
+
+
+def read_job_states(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[str, int]]:
+    """Job -> (status, attempt) of the jobs of ``run_id`` as recorded."""
+    rows = conn.execute("SELECT job, status, attempt FROM jobs WHERE run_id = ?", (run_id,))
+    return {job: (status, attempt) for job, status, attempt in rows}
 
 
 def read_started_jobs(conn: sqlite3.Connection, run_id: str) -> list[tuple[str, int]]:
