@@ -141,8 +141,8 @@ class RunLoop:
 
     # -- the loop thread -----------------------------------------------------------------
     def _loop(self) -> None:
-        machine = self.run.machine
         while True:
+            machine = self.run.machine  # read anew: a refused write replaces it
             wake = machine.next_wakeup()
             wait = None if wake is None else max(0.0, wake - time.time())
             if self._waiting_for_engines():
@@ -167,10 +167,10 @@ class RunLoop:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            batch.absorb(machine.tick(time.time()))
+            batch.absorb(self.run.machine.tick(time.time()))
             self.handle(batch)
             with self._lock:
-                if self._queue.empty() and machine.is_idle() and not self._waiting_for_engines():
+                if self._queue.empty() and self.run.machine.is_idle() and not self._waiting_for_engines():
                     self._thread = None
                     self.run.ended = time.time()
                     self.idle.set()
@@ -232,9 +232,8 @@ class RunLoop:
             if not step:
                 continue
             if not self.publish(step, critical=True):
-                self._hold(step)
-                self.publish(step, critical=False)
-                continue
+                self._refused(step)
+                return  # what followed from the step is not recorded either
             executor = self.run.executor
             for ins in step.instructions:
                 if isinstance(ins, Submit):
@@ -247,13 +246,39 @@ class RunLoop:
                     executor.withdraw(ins.job, ins.attempt)
             self.publish(step, critical=False)
 
-    def _hold(self, step: Step) -> None:
-        """The journal refused ``step``: submit nothing more, and forget what it would have sent."""
-        machine = self.run.machine
-        machine.hold(HOLD_JOURNAL)
-        for ins in step.instructions:
-            if isinstance(ins, Submit):
-                machine.unsent(ins.job, ins.attempt)
+    def _refused(self, step: Step) -> None:
+        """A critical subscriber (the journal) refused ``step``: hold, and show only what was recorded.
+
+        Attempts that are out go back (withdrawn, or interrupted: the journal
+        does not know they run); the run falls back to the machine the journal's
+        recorder rebuilds from what it committed, and displays are told so. A
+        resume goes on from there once the journal takes writes again.
+        """
+        run = self.run
+        machine = run.machine
+        for job, rec in machine.records.items():
+            last = rec.attempts[-1] if rec.attempts else None
+            if last is None or last.outcome is not None:
+                continue
+            if last.start is None:
+                run.executor.withdraw(job, last.number)
+            else:
+                run.executor.interrupt(job, last.number, last.engine, machine.options_for(job).kill_grace)
+        rebuild = getattr(run.recorder, "recorded_machine", None)
+        if rebuild is None:  # another critical subscriber: hold where the run is, show nothing new
+            machine.hold(HOLD_JOURNAL)
+            for ins in step.instructions:
+                if isinstance(ins, Submit):
+                    machine.unsent(ins.job, ins.attempt)
+            return
+        recorded, shown = rebuild(run)
+        recorded.hold(HOLD_JOURNAL)
+        run.machine = recorded
+        run.message += (
+            ". The run holds and shows what the journal recorded; jobs that were out were stopped. "
+            "When the journal can be written again, run.resume() goes on from there."
+        )
+        self.publish(shown, critical=False)
 
     def _submit(self, ins: Submit) -> Step | None:
         run, job = self.run, ins.job

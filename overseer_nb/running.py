@@ -83,6 +83,10 @@ class RunRecorder(Protocol):
     def resumed(self, run: Run) -> None:
         """Take ownership of ``run`` for this process and record the attempts its last owner lost."""
 
+    def recorded_machine(self, run: Run) -> tuple[RunMachine, Step]:
+        """A machine in the state the journal last committed (the run falls back to it when a write fails)."""
+        ...
+
 
 class Run:
     """One execution of a job graph (see ``overseer_nb.run`` to start one).

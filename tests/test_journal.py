@@ -265,6 +265,39 @@ def test_write_failure_mid_run_holds_the_run(tmp_path, monkeypatch):
     assert recorded == {"a": "finished", "b": "unstarted", "c": "unstarted"}
 
 
+def test_a_refused_write_shows_only_what_was_recorded_and_resume_goes_on(tmp_path, monkeypatch):
+    path = str(tmp_path / "j.sqlite")
+    real = sql.write_step
+    refuse = {"on": True}
+
+    def failing(conn, run_id, owner, at, active, transitions, jobs, attempts):
+        if refuse["on"] and any(t[1] == "b" and t[3] == "finished" for t in transitions):
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(conn, run_id, owner, at, active, transitions, jobs, attempts)
+
+    monkeypatch.setattr(sql, "write_step", failing)
+    ran = []
+    handlers = {j: (lambda job: ran.append(job.type) or job.type) for j in CHAIN}
+    shown: dict[str, str] = {}
+    run = ov.run(CHAIN, handlers, executor=ov.ThreadExecutor(1), journal=path)
+    run.subscribe(lambda r, step: shown.update(step.display))
+    run.wait(10)
+    recorded = dict(rows(path, "SELECT job, status FROM jobs WHERE run_id = ?", (run.run_id,)))
+    # b's start and end may come in one step (one write) or two
+    assert recorded["a"] == "finished" and recorded["b"] in ("unstarted", "started") and recorded["c"] == "unstarted"
+    # what the run shows is what the journal has: b's finish was never recorded
+    assert run.statuses == {"a": "finished", "b": "unstarted", "c": "unstarted"}
+    assert shown.get("b") != "finished" and "c" not in ran
+    assert "database or disk is full" in run.message and "run.resume()" in run.message
+    assert run.jobs["b"].attempts[-1].error.ename == "JournalRefused"
+
+    refuse["on"] = False  # the disk has room again
+    run.resume().wait(10)
+    assert run.succeeded and ran == ["a", "b", "b", "c"]
+    recorded = dict(rows(path, "SELECT job, status FROM jobs WHERE run_id = ?", (run.run_id,)))
+    assert recorded == {"a": "finished", "b": "finished", "c": "finished"}
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "new.sqlite"
     conn = sqlite3.connect(path)

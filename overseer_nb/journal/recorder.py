@@ -21,12 +21,10 @@ journal's writer thread writes the heartbeat of all of them at once).
 from __future__ import annotations
 
 import json
-import os
-import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +34,20 @@ from ..states import ATTEMPT_LOST, FINISHED, HOLD_RESUME, STARTED, UNSTARTED
 from ..text import clip_middle
 from . import sql
 from .file import Journal, open_journal
+from .owners import (
+    HEARTBEAT_EVERY,
+    STALE_AFTER,
+    changed_error,
+    is_this_process,
+    may_take,
+    owner_alive,
+    owner_error,
+    this_process,
+)
+from .recorded import RecordedState
 
 if TYPE_CHECKING:
+    from ..machine import RunMachine
     from ..running import Run
     from ..steps import Step
 
@@ -45,8 +55,6 @@ __all__ = [
     "Recorder", "attach", "live_run", "owner_alive", "mark_lost", "STORED", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
 ]
 
-HEARTBEAT_EVERY = 30.0  # seconds between heartbeats of a run in progress
-STALE_AFTER = 120.0  # a run of another machine with no heartbeat for this long may be taken over
 
 STORED = "stored"  # result_note of a job whose result the journal holds
 
@@ -87,92 +95,6 @@ def attach(run: Run, journal: Any = None) -> Journal | None:
     run.use_recorder(recorder)
     _live[(j.path, run.run_id)] = run
     return j
-
-
-def this_process() -> tuple[str, int]:
-    """(host, pid) of this process, as the ``runs`` row names an owner."""
-    return socket.gethostname(), os.getpid()
-
-
-def owner_alive(row: Mapping[str, Any]) -> bool:
-    """True if another process may still be running the run: the owner (``host``, ``pid``) of ``row``.
-
-    On this machine: its pid is alive. On another machine, where its pid
-    cannot be checked: its ``heartbeat`` is less than :data:`STALE_AFTER`
-    seconds old. False for this process itself.
-    """
-    pid, host = row.get("pid"), row.get("host")
-    if not pid:
-        return False
-    if host != socket.gethostname():
-        heartbeat = row.get("heartbeat") or row.get("updated") or 0.0
-        return time.time() - heartbeat < STALE_AFTER
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child not yet reaped still has a pid
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True
-
-
-def is_this_process(owner: Mapping[str, Any]) -> bool:
-    """True if ``owner`` (a ``runs`` row's host and pid) is this process."""
-    return (owner.get("host"), owner.get("pid")) == this_process()
-
-
-def may_take(owner: Mapping[str, Any]) -> bool:
-    """True if this process may take over a run whose ``runs`` row names ``owner``.
-
-    It may if the owner is this process, has nothing in flight (``active`` 0),
-    or is gone (:func:`owner_alive`).
-    """
-    return is_this_process(owner) or not owner.get("active") or not owner_alive(owner)
-
-
-def _where(owner: Mapping[str, Any]) -> str:
-    host, pid = owner.get("host") or "?", owner.get("pid")
-    if host == socket.gethostname():
-        return f"process {pid} on this machine ({host})"
-    return f"process {pid} on {host}"
-
-
-def owner_error(run_id: str, owner: Mapping[str, Any], *, doing: str = "resume") -> RunOwnerError:
-    """The error that refuses this process a run ``owner`` keeps, naming its host and process.
-
-    doing: ``"resume"`` (a claim refused) or ``"record"`` (a step refused: the
-    run was taken over).
-    """
-    host, pid = owner.get("host") or "?", owner.get("pid")
-    if doing == "record":
-        message = f"run {run_id} was taken over by {_where(owner)}; this process records and submits nothing more of it"
-    elif host == socket.gethostname():
-        message = f"run {run_id} is being run by {_where(owner)}; resume it there, or stop that process first"
-    else:
-        heartbeat = owner.get("heartbeat") or owner.get("updated") or 0.0
-        message = (
-            f"run {run_id} is being run by {_where(owner)}; resume it there, or stop it there first (its last "
-            f"heartbeat was {max(0.0, time.time() - heartbeat):.0f} s ago; a run whose owner on another machine "
-            f"is silent for {STALE_AFTER:.0f} s may be taken over)"
-        )
-    return RunOwnerError(message, run_id=run_id, host=host, pid=pid)
-
-
-def changed_error(run_id: str, owner: Mapping[str, Any], jobs: list[str]) -> RunOwnerError:
-    """The error that refuses to resume a copy of a run that another process carried on since."""
-    which = f" (jobs {', '.join(jobs[:5])}{', ...' if len(jobs) > 5 else ''})" if jobs else ""
-    return RunOwnerError(
-        f"run {run_id} was carried on by {_where(owner)} since this copy of it was loaded{which}; "
-        f"load it again (ov.load_run({run_id!r})) and resume that",
-        run_id=run_id, host=owner.get("host") or "?", pid=owner.get("pid"),
-    )
 
 
 def mark_lost(attempt: Attempt) -> None:
@@ -224,6 +146,7 @@ class Recorder:
         # job -> (status, attempt) as the journal had them when the run was loaded
         # (load_run), until this process takes it: a claim is refused if they changed
         self.loaded: dict[str, tuple[str, int]] | None = None
+        self.recorded = RecordedState()  # what the journal holds, for a run whose write was refused
 
     @classmethod
     def for_run(cls, journal: Journal, run: Run) -> Recorder:
@@ -250,6 +173,8 @@ class Recorder:
             raise refused
         self.loaded = None  # from now on what this process writes is the run
         self.active = True
+        self.failed = None  # the journal took this write
+        self.recorded.take(run, run.jobs)
         _recorders.add(self)
         with _beating_lock:
             if self.journal not in _beating:
@@ -291,6 +216,11 @@ class Recorder:
         changed = active if active != self.active else None
         self._write(step.transitions[-1].at, changed, transitions, jobs, attempts)
         self.active = active
+        self.recorded.take(run, last)
+
+    def recorded_machine(self, run: Run) -> tuple[RunMachine, Step]:
+        """A machine in the state the journal last committed, and the display step showing it."""
+        return self.recorded.machine(run)
 
     def _write(self, at: float, active: bool | None, transitions: list, jobs: list, attempts: list) -> None:
         try:
@@ -373,6 +303,7 @@ class Recorder:
                     mark_lost(attempt)
                     attempts.append(self.attempt_row(job, attempt))
         self._write(now, True, transitions, jobs, attempts)
+        self.recorded.take(run, [job for job, _n in lost])
 
 
 _claiming = threading.Lock()
