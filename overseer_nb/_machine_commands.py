@@ -62,13 +62,18 @@ class UserCommands(MachineBase):
         return step
 
     def unsent(self, job: str, attempt: int) -> None:
-        """Forget attempt ``attempt`` of ``job``: it was never sent, or was withdrawn unstarted."""
+        """Forget attempt ``attempt`` of ``job``: it was never sent, or was withdrawn unstarted.
+
+        Its number stays used: the next submission is ``attempt + 1``, so a
+        withdrawn task that an engine runs anyway (a withdrawal cannot reach an
+        engine that joins later) can never pass for the new one; its news is
+        fenced. So attempt numbers may skip one; ``job.attempt`` counts submissions.
+        """
         j = self._jobs[job]
         if j.attempt != attempt or not j.submitted or j.status != UNSTARTED:
             return
         self._inflight.discard(job)
         j.submitted = False
-        j.attempt -= 1
         self.records[job].attempts.pop()
         if j.pending == 0:
             self._ready.add(job)

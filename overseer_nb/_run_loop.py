@@ -290,6 +290,7 @@ class RunLoop:
             life = current_lifecycle(job, handler)
         except Exception as exc:
             return self._unsendable(ins, ErrorInfo(type(exc).__name__, str(exc)))
+        opts = run.machine.options_for(job)
         task = Task(
             job=job,
             attempt=ins.attempt,
@@ -298,7 +299,8 @@ class RunLoop:
             args=run.args,
             args_blob=run.args_blob,
             inputs=ins.inputs,
-            max_result_bytes=run.machine.options_for(job).max_result_bytes,
+            max_result_bytes=opts.max_result_bytes,
+            max_output_chars=opts.max_output_chars,
         )
         try:
             run.executor.submit(task)

@@ -38,6 +38,11 @@ class Overseer(Configurable):
     max_result_bytes = Int(
         256 * 2**20, help="Largest pickled result a job may return, in bytes."
     ).tag(config=True)
+    max_output_chars = Int(
+        1_000_000,
+        help="Characters of each attempt's stdout and of its stderr kept on the engine "
+        "(the first and last halves, with a marker saying how much was left out).",
+    ).tag(config=True)
     journal = Unicode(
         "",
         help="Path of the SQLite journal ('' : the user's Jupyter data directory; "
@@ -83,6 +88,7 @@ class Overseer(Configurable):
             max_engine_losses=self.max_engine_losses,
             kill_grace=self.kill_grace,
             max_result_bytes=self.max_result_bytes,
+            max_output_chars=self.max_output_chars,
         )
 
 

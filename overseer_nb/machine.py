@@ -126,13 +126,19 @@ class RunMachine(UserCommands):
         """``engine`` died: every attempt running on it goes back to unstarted.
 
         ``partial`` maps (job, attempt) to the (stdout, stderr) it printed before.
+        An attempt named there that was never seen starting (the engine died
+        before its first message) was on ``engine`` too: it counts as a loss, as
+        any lost attempt does, whatever order the news came in.
         """
         step = Step()
         partial = partial or {}
         for job in sorted(self._inflight, key=self._rank.__getitem__):
             j = self._jobs[job]
-            if j.status == STARTED and j.engine == engine:
+            named = (job, j.attempt) in partial
+            if (j.status == STARTED and j.engine == engine) or (named and j.status == UNSTARTED and j.submitted):
                 out, err = partial.get((job, j.attempt), ("", ""))
+                if j.status == UNSTARTED:
+                    self._start(step, job, engine, at)
                 lost = Outcome(OUTCOME_LOST, engine=engine, message=message, stdout=out, stderr=err)
                 self._on_lost(step, job, lost, at)
         self._schedule(step, at)

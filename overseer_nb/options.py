@@ -28,6 +28,8 @@ class RunOptions:
     max_engine_losses: engines a job may lose before it fails.
     kill_grace: seconds between interrupting a job and killing its engine.
     max_result_bytes: largest pickled result a job may return.
+    max_output_chars: characters of each attempt's stdout and of its stderr kept
+    where it runs (the first and last halves, with a marker between).
     """
 
     retries: int = 0
@@ -39,6 +41,7 @@ class RunOptions:
     max_engine_losses: int = 3
     kill_grace: float = 5.0
     max_result_bytes: int = 256 * 2**20
+    max_output_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -60,7 +63,7 @@ class RunOptions:
         return self.with_changes(**overrides) if overrides else self
 
 
-_INTS = {"retries": 0, "max_faults": 1, "max_engine_losses": 1, "max_result_bytes": 1}
+_INTS = {"retries": 0, "max_faults": 1, "max_engine_losses": 1, "max_result_bytes": 1, "max_output_chars": 2}
 
 
 def _check(name: str, value: Any) -> None:

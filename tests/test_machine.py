@@ -183,6 +183,48 @@ def test_engine_lost_requeues_then_fails_after_three():
     assert "its engine was lost 3 times" in m.records["start"].message
 
 
+def test_a_lost_outcome_of_an_attempt_never_seen_started_counts_as_a_loss():
+    m = machine()
+    m.tick(0)
+    for n in (1, 2):
+        step = m.ended("start", n, Outcome("lost", engine=3, message="engine 3 was lost"), 1.0)
+        assert ("start", "started", "unstarted", "engine lost") in moves(step)
+        assert submits(step) == [("start", n + 1)] and m.display_state("start") == "requeued"
+    step = m.ended("start", 3, Outcome("lost", engine=3), 2.0)
+    assert ("start", "started", "failed", "engine lost too often") in moves(step)
+    assert [a.outcome for a in m.records["start"].attempts] == ["lost", "lost", "lost"]
+    assert m.records["start"].attempts[0].engine == 3
+    assert "its engine was lost 3 times" in m.records["start"].message
+
+
+def test_engine_lost_naming_an_attempt_never_seen_started_counts_it_as_lost():
+    m = machine()
+    m.tick(0)
+    step = m.engine_lost(5, 2.0, "engine 5 was lost", {("start", 1): ("partial", "stack")})
+    assert moves(step) == [
+        ("start", "unstarted", "started", "engine took it"),
+        ("start", "started", "unstarted", "engine lost"),
+    ]
+    first = m.records["start"].attempts[0]
+    assert (first.outcome, first.engine, first.stdout, first.stderr) == ("lost", 5, "partial", "stack")
+    assert submits(step) == [("start", 2)]
+    assert not m.engine_lost(6, 3.0, "", {("start", 1): ("", "")}).transitions  # an old attempt: fenced
+
+
+def test_a_withdrawn_attempt_number_is_never_used_again():
+    m = machine()
+    m.tick(0)
+    step = m.pause(HOLD_NO_ENGINES, 1.0)
+    assert step.instructions == [Withdraw("start", 1)]
+    assert m.records["start"].attempts == []
+    assert submits(m.release(HOLD_NO_ENGINES, 2.0)) == [("start", 2)]  # attempt 1 may still run somewhere
+    assert not m.started("start", 1, 0, 3.0)  # and its news is fenced
+    assert not m.ended("start", 1, ok(b"stale"), 3.0)
+    run_job(m, "start", ok(b"fresh"))
+    assert [a.number for a in m.records["start"].attempts] == [2]
+    assert m.records["start"].result_bytes == b"fresh"
+
+
 def test_late_result_of_an_old_attempt_is_ignored():
     m = machine()
     m.tick(0)

@@ -9,6 +9,7 @@ from .cluster import LOCAL_CONTROLLER_ARGS, current_client, describe, prestart, 
 from .connection import queue_status
 from .engine import engine_identity
 from .ipp import IPyParallelExecutor, connect
+from .processes import EngineProcess, engine_process
 from .seam import Detached, Executor, Task, outcome_from_report
 from .shipping import Shipper
 from .threads import ThreadExecutor
@@ -28,6 +29,8 @@ __all__ = [
     "describe",
     "prestart",
     "engine_identity",
+    "engine_process",
+    "EngineProcess",
     "queue_status",
     "LOCAL_CONTROLLER_ARGS",
 ]

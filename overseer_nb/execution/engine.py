@@ -1,13 +1,15 @@
 """What runs on an engine: one attempt of one job, and the pre-flight check.
 
 Imported on the engines by reference, so everything it needs is here or in
-the light modules it imports (``job``, ``signals``, ``states``, and ``text``
-through :mod:`.capture`). :func:`run_attempt` never raises: every outcome, including
+the light modules it imports (``job``, ``signals``, ``states``, ``text``
+through :mod:`.capture`, and the standard-library-only :mod:`.sandbox` and
+:mod:`.scratch`). :func:`run_attempt` never raises: every outcome, including
 a handler that cannot be loaded, comes back as an :class:`AttemptReport`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import time
@@ -18,7 +20,9 @@ from typing import Any, NamedTuple, TypedDict
 from ..job import Job
 from ..signals import Abort, Fault
 from ..states import OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_FAULT, OUTCOME_INTERRUPTED, OUTCOME_OK
-from .capture import BoundedText, thread_router
+from .capture import BoundedText, FdCapture, FileSink, collapse_cr, thread_router
+from .sandbox import Sandbox, current_task
+from .scratch import make_scratch, withdrawn
 
 __all__ = ["run_attempt", "AttemptReport", "ErrorReport", "engine_identity", "preflight"]
 
@@ -75,6 +79,8 @@ def run_attempt(
     inputs: Mapping[str, bytes | None],
     max_result_bytes: int,
     capture_limit: int = 1_000_000,
+    on_engine: bool = False,
+    scratch: str | None = None,
 ) -> AttemptReport:
     """Run one attempt of one job and report how it ended.
 
@@ -83,27 +89,78 @@ def run_attempt(
     they are (in process). args: the run's args dict, pickled or as it is.
     inputs: parent job type -> its pickled result. A result pickled larger
     than ``max_result_bytes`` fails the attempt; stdout and stderr keep the
-    first and last ``capture_limit // 2`` characters each.
+    first and last ``capture_limit // 2`` characters each (the run option
+    ``max_output_chars``), with lines redrawn by ``\\r`` in their last state.
+
+    ``on_engine`` (an ipyparallel engine, one attempt at a time): output is
+    captured at the file-descriptor level in the scratch folder ``scratch``
+    (subprocesses and C code included, and a native crash's stack), an
+    attempt the kernel withdrew does not run, only an interrupt meant for this
+    attempt stops it, and afterwards the engine's **working directory,
+    environment variables, signal handlers and stdout/stderr are put back**;
+    module globals, imported modules, ``sys.path`` and anything else a job
+    changes stay for the next job on that engine
+    (:mod:`overseer_nb.execution.sandbox`). Otherwise (jobs on threads of this
+    process) only what the calling thread prints through ``sys.stdout``/
+    ``sys.stderr`` is captured, and nothing is put back.
     """
     started = time.time()
+    if on_engine:
+        return _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, capture_limit,
+                              scratch, started)
     stdout, stderr = thread_router("stdout"), thread_router("stderr")
     out = BoundedText(capture_limit, stdout.fallback)
     err = BoundedText(capture_limit, stderr.fallback)
+    end = None
     try:
         with stdout.capture(out), stderr.capture(err):
             end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes)
     except BaseException as exc:  # noqa: BLE001 - every outcome is reported, never raised
-        end = _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
+        end = end or _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
     out.flush()
     err.flush()
+    return _report(end, collapse_cr(out.getvalue()), collapse_cr(err.getvalue()), started)
+
+
+def _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, limit, scratch, started):
+    task = current_task()
+    if task.withdrawn or withdrawn(scratch):
+        why = "the kernel withdrew this attempt before it started; its handler did not run"
+        return _report(_End(OUTCOME_INTERRUPTED, error=ErrorReport(ename="Withdrawn", evalue=why, traceback="")),
+                       "", "", started)
+    stdout, stderr = thread_router("stdout"), thread_router("stderr")
+    try:
+        capture: Any = FdCapture(make_scratch(scratch))
+        out: Any = FileSink(capture.files[1], stdout.fallback)
+        err: Any = FileSink(capture.files[2], stderr.fallback)
+    except OSError:  # no disk for the files: what Python prints is still captured
+        capture = contextlib.nullcontext()
+        out, err = BoundedText(limit, stdout.fallback), BoundedText(limit, stderr.fallback)
+    crash_file = capture.files[2] if isinstance(capture, FdCapture) else None
+    end = None
+    try:
+        with Sandbox(task, crash_file=crash_file), capture, stdout.capture(out), stderr.capture(err):
+            end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes)
+    except BaseException as exc:  # noqa: BLE001 - an interrupt after the stages ended keeps their outcome
+        end = end or _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
+    out.flush()
+    err.flush()
+    if not isinstance(capture, FdCapture):
+        return _report(end, collapse_cr(out.getvalue()), collapse_cr(err.getvalue()), started)
+    texts = capture.text(1, limit), capture.text(2, limit)
+    capture.remove()
+    return _report(end, *texts, started)
+
+
+def _report(end: _End, stdout: str, stderr: str, started: float) -> AttemptReport:
     return AttemptReport(
         kind=end.kind,
         result=end.result,
         error=end.error,
         message=end.message,
         silent=end.silent,
-        stdout=out.getvalue(),
-        stderr=err.getvalue(),
+        stdout=stdout,
+        stderr=stderr,
         started=started,
         ended=time.time(),
     )

@@ -34,6 +34,11 @@ class IPyParallelExecutor(Executor):
         self.shipper = shipper or Shipper()
         self._conn = Connection.for_client(client, cluster)
 
+    @property
+    def connected(self) -> bool:  # type: ignore[override]
+        """False once its cluster was stopped or stopped answering: ``run.resume()`` connects anew."""
+        return not (self._conn.lost or self._conn.closed)
+
     def start(self, report: Report) -> None:
         super().start(report)
         self._conn.attach(self)
@@ -49,6 +54,8 @@ class IPyParallelExecutor(Executor):
             args=task.args_blob,
             inputs=task.inputs,
             max_result_bytes=task.max_result_bytes,
+            capture_limit=task.max_output_chars,
+            on_engine=True,
         )
         self._conn.submit(self, task, call)
 

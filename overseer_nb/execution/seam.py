@@ -42,6 +42,7 @@ class Task:
     args_blob: bytes  # ``args`` pickled once per run
     inputs: Mapping[str, bytes | None]  # parent job type -> its pickled result
     max_result_bytes: int
+    max_output_chars: int  # of stdout and of stderr each, kept where the attempt runs
 
     @property
     def id(self) -> str:

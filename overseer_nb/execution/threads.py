@@ -42,6 +42,7 @@ class ThreadExecutor(Executor):
                 args=task.args,
                 inputs=task.inputs,
                 max_result_bytes=task.max_result_bytes,
+                capture_limit=task.max_output_chars,
             )
             self.report(Ended(task.job, task.attempt, outcome_from_report(report, engine), time.time()))
 
