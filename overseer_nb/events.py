@@ -30,12 +30,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Started:
-    """An engine took attempt ``attempt`` of ``job``."""
+    """An engine took attempt ``attempt`` of ``job``; ``task``: the cluster's id of it (ipyparallel's msg_id)."""
 
     job: str
     attempt: int
     engine: Any
     at: float
+    task: str | None = None
 
 
 @dataclass(frozen=True)

@@ -91,14 +91,33 @@ class RunMachine(UserCommands):
         self._schedule(step, now)
         return step
 
-    def started(self, job: str, attempt: int, engine: Any, at: float) -> Step:
-        """An engine took attempt ``attempt`` of ``job``."""
+    def started(self, job: str, attempt: int, engine: Any, at: float, task: str | None = None) -> Step:
+        """An engine took attempt ``attempt`` of ``job`` (``task``: the cluster's id of it)."""
         step = Step()
         j = self._jobs[job]
         if j.attempt != attempt or j.status != UNSTARTED or not j.submitted:
             return step  # late news of an attempt already ended or superseded
+        self.records[job].attempts[-1].task = task
         self._start(step, job, engine, at)
         self._schedule(step, at)
+        return step
+
+    def adopt(self, job: str, attempt: int, engine: Any, at: float) -> Step:
+        """After a restart: attempt ``attempt`` of ``job`` still runs (or ran) on the cluster; take it back.
+
+        The job (restored unstarted, its attempt lost with the old kernel) is
+        started again under that attempt, so its result, when it comes, counts.
+        """
+        step = Step()
+        j, rec = self._jobs[job], self.records[job]
+        if j.status != UNSTARTED or j.attempt != attempt or j.submitted or not rec.attempts:
+            return step
+        last = rec.attempts[-1]
+        last.outcome, last.error, last.end = None, None, None
+        j.submitted = True
+        self._inflight.add(job)
+        self._ready.discard(job)
+        self._start(step, job, engine, at, reason="adopted", started=last.start)
         return step
 
     def ended(self, job: str, attempt: int, outcome: Outcome, at: float) -> Step:
@@ -238,12 +257,14 @@ class RunMachine(UserCommands):
         self._requeue(step, job, "automatic retry", at, at + opts.retry_delay, note)
         return True
 
-    def _start(self, step: Step, job: str, engine: Any, at: float) -> None:
+    def _start(
+        self, step: Step, job: str, engine: Any, at: float, *, reason: str = "engine took it", started: float | None = None
+    ) -> None:
         j = self._jobs[job]
         j.engine = engine
         attempt = self.records[job].attempts[-1]
-        attempt.engine, attempt.start = engine, at
-        self._move(step, job, STARTED, "engine took it", at)
+        attempt.engine, attempt.start = engine, started if started is not None else at
+        self._move(step, job, STARTED, reason, at)
         timeout = self.options_for(job).timeout
         if timeout is not None:
             heapq.heappush(self._deadlines, (at + timeout, job, j.attempt))
@@ -263,7 +284,7 @@ assert set(_ON_OUTCOME) == set(OUTCOME_KINDS), "every outcome kind needs an entr
 
 # Each executor event, as the call it stands for; EnginesChanged is the run's (see handle).
 _ON_EVENT: dict[type, Callable[[RunMachine, Any, float], Step]] = {
-    Started: lambda m, e, now: m.started(e.job, e.attempt, e.engine, e.at),
+    Started: lambda m, e, now: m.started(e.job, e.attempt, e.engine, e.at, e.task),
     Ended: lambda m, e, now: m.ended(e.job, e.attempt, e.outcome, now),
     EngineLost: lambda m, e, now: m.engine_lost(e.engine, now, e.message, e.partial),
     ClusterLost: lambda m, e, now: m.cluster_lost(now, e.message),

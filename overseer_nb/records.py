@@ -62,6 +62,7 @@ class Attempt:
     stderr: str = ""
     error: ErrorInfo | None = None
     outcome: str | None = None
+    task: str | None = None  # the cluster's id of the task that ran it: a restarted kernel asks after it
 
     @property
     def duration(self) -> float | None:

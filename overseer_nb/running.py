@@ -14,20 +14,28 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from ._run_loop import RunLoop, Subscriber
-from .errors import ArgsError, InvalidHandlerError, RunError
+from ._run_resume import check_resume_handlers, still_on_the_cluster, unstored_parents
+from .errors import ArgsError, RunError
 from .events import Abort, Cancel, EnginesChanged, Rerun, Resume, Retry
 from .execution import Executor, connect
 from .graph import JobGraph
-from .handlers import current_lifecycle, lifecycle
+from .handlers import current_lifecycle
 from .machine import RunMachine
 from .options import RunOptions
-from .records import NOT_STORED_BYTES, JobRecord
-from .states import FINISHED, HOLD_CLUSTER_LOST, HOLD_JOURNAL, HOLD_NO_ENGINES, HOLD_RESUME, UNSTARTED
+from .records import JobRecord
+from .states import (
+    FINISHED,
+    HOLD_CLUSTER_LOST,
+    HOLD_JOURNAL,
+    HOLD_NO_ENGINES,
+    HOLD_RESUME,
+    UNSTARTED,
+)
 from .steps import Step
 
 __all__ = ["Run", "RunRecorder", "new_run_id", "pickle_args"]
@@ -80,8 +88,11 @@ class RunRecorder(Protocol):
     def check_owner(self, run: Run) -> None:
         """Raise :class:`RunError` if another process (or run object) is running ``run``."""
 
-    def resumed(self, run: Run) -> None:
-        """Take ownership of ``run`` for this process and record the attempts its last owner lost."""
+    def resumed(self, run: Run, keep: Collection[str] = ()) -> None:
+        """Take ownership of ``run`` for this process and record the attempts its last owner lost.
+
+        keep: jobs whose attempt the cluster still runs (or ran): not lost.
+        """
 
     def recorded_machine(self, run: Run) -> tuple[RunMachine, Step]:
         """A machine in the state the journal last committed (the run falls back to it when a write fails)."""
@@ -170,6 +181,11 @@ class Run:
         }
 
     # -- reading -----------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        """True once the run was started (a loaded run is not, until resumed)."""
+        return self._started
+
     @property
     def jobs(self) -> dict[str, JobRecord]:
         """Job type -> :class:`JobRecord` (live)."""
@@ -274,14 +290,19 @@ class Run:
         if not unfinished:
             self.message = "nothing to resume: every job finished"
             return self
-        again = self._unstored_parents(unfinished)
+        again = unstored_parents(self, unfinished)
         to_run = unfinished | again
         handlers = self.handlers if handlers is None else handlers
-        self._check_resume_handlers(handlers, to_run)
+        check_resume_handlers(self, handlers, to_run)
         self.handlers = handlers
         self._use_executor(executor, cluster)
+        running = still_on_the_cluster(self)
         if self.recorder is not None:
-            self.recorder.resumed(self)
+            self.recorder.resumed(self, keep={job for job, _n in running})
+        now = time.time()
+        for (job, attempt), engine in running.items():  # they run on (or ran): their result counts
+            self._loop.handle(self.machine.adopt(job, attempt, engine, now))
+        to_run -= {job for job, _n in running}
         reset = frozenset(job for job in to_run if statuses[job] != UNSTARTED)
         note = f"resumed: {len(to_run)} job{'s' if len(to_run) != 1 else ''} to run"
         if again:
@@ -302,36 +323,6 @@ class Run:
         if self.recorder is not None and self.recorder.failed is not None:
             raise self.recorder.failed
         return self
-
-    def _unstored_parents(self, must_run: set[str]) -> set[str]:
-        """Finished ancestors whose result is not stored and that a job in ``must_run`` needs."""
-        extra: set[str] = set()
-        stack = list(must_run)
-        while stack:
-            job = stack.pop()
-            for parent in self.graph.parents(job):
-                if parent in must_run or parent in extra:
-                    continue
-                blob = self.jobs[parent].result_bytes
-                if blob is None or blob == NOT_STORED_BYTES:
-                    extra.add(parent)
-                    stack.append(parent)  # it needs its own parents' results in turn
-        return extra
-
-    def _check_resume_handlers(self, handlers: Any, to_run: set[str]) -> None:
-        if not isinstance(handlers, Mapping):
-            raise InvalidHandlerError(
-                f"handlers must be a dict of job type -> handler, got {type(handlers).__name__}"
-            )
-        missing = sorted(job for job in to_run if job not in handlers)
-        if missing:
-            names = ", ".join(map(repr, missing))
-            raise RunError(
-                f"cannot resume run {self.run_id}: no handler for {names}, which must run. "
-                "Pass the handlers: run.resume(handlers), a dict of job type -> function."
-            )
-        for job in to_run:
-            lifecycle(job, handlers[job])
 
     def _use_executor(self, executor: Executor | None, cluster: Any) -> None:
         if executor is None and cluster is None and self.executor.connected:

@@ -99,7 +99,8 @@ ATTEMPT_OUTCOMES = (
 # Every allowed move, with the reasons that may cause it. Overseer's own moves
 # first; the last three are the user's retry, rerun and a resume after a restart.
 TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
-    (UNSTARTED, STARTED): frozenset({"engine took it"}),
+    # adopted: after a kernel restart, an attempt the cluster still ran is taken back
+    (UNSTARTED, STARTED): frozenset({"engine took it", "adopted"}),
     (STARTED, FINISHED): frozenset({"returned"}),
     (STARTED, FAILED): frozenset(
         {"exception", "timeout", "faulted too often", "engine lost too often", "not sendable"}

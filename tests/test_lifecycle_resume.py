@@ -228,5 +228,5 @@ def test_a_journal_of_version_1_gets_the_heartbeat_column(tmp_path):
                  " VALUES ('r1', '{\"a\": []}', 1.0, 2.0, 'h', 1, 0)")
     conn.close()
     assert [r.run_id for r in ov.runs(journal=path)] == ["r1"]
-    assert rows(path, "PRAGMA user_version") == [(sql.SCHEMA_VERSION,)] and sql.SCHEMA_VERSION == 2
+    assert rows(path, "PRAGMA user_version") == [(sql.SCHEMA_VERSION,)]
     assert rows(path, "SELECT heartbeat FROM runs") == [(2.0,)]

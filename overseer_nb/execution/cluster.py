@@ -229,9 +229,11 @@ def _connect(*, profile, cluster_id, url_file) -> Any:
     if cluster_id is not None:
         kwargs["cluster_id"] = cluster_id
     try:
-        return ipp.Client(**kwargs, timeout=10)
+        # the connection file goes first, as connection_info: ipyparallel ignores a url_file= keyword
+        file = kwargs.pop("url_file", None)
+        return ipp.Client(file, **kwargs, timeout=10) if file else ipp.Client(**kwargs, timeout=10)
     except Exception as exc:
-        where = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        where = ", ".join(f"{k}={v!r}" for k, v in {"url_file": url_file, **kwargs}.items() if v is not None)
         raise ClusterError(
             f"cannot connect to the ipyparallel cluster ({where}): {exc}. "
             "Start it first, e.g. ipcluster start --daemonize --profile=NAME"

@@ -173,7 +173,7 @@ class Connection(Watchdog):
         elif dead:
             self._lose(engine, [flight])  # the unregistration came before its first message
         else:
-            flight.port.report(Started(flight.task.job, flight.task.attempt, engine, time.time()))
+            flight.port.report(Started(flight.task.job, flight.task.attempt, engine, time.time(), flight.msg_id))
 
     def _on_done(self, flight: _Flight) -> None:
         with self._lock:

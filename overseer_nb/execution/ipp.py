@@ -14,6 +14,7 @@ from typing import Any
 
 from ..graph import JobGraph
 from .connection import Connection
+from .recovery import follow, known_tasks
 from .seam import Executor, Report, Task
 from .shipping import Shipper
 
@@ -33,6 +34,7 @@ class IPyParallelExecutor(Executor):
         self.cluster = cluster
         self.shipper = shipper or Shipper()
         self._conn = Connection.for_client(client, cluster)
+        self._recovered: dict[tuple[str, int], tuple[str, str, Any]] = {}
 
     @property
     def connected(self) -> bool:  # type: ignore[override]
@@ -42,6 +44,18 @@ class IPyParallelExecutor(Executor):
     def start(self, report: Report) -> None:
         super().start(report)
         self._conn.attach(self)
+        if self._recovered:
+            follow(self._conn, self, self._recovered)
+            self._recovered = {}
+
+    def recover(self, tasks: Mapping[tuple[str, int], tuple[str, str]]) -> dict[tuple[str, int], Any]:
+        """Ask the hub about attempts an earlier kernel sent; follow the known ones from :meth:`start`."""
+        known = known_tasks(self._conn, {key: task for key, (task, _run) in tasks.items()})
+        self._recovered.update({key: (tasks[key][0], tasks[key][1], engine) for key, engine in known.items()})
+        if getattr(self, "report", None) is not None:  # already started: follow them now
+            follow(self._conn, self, self._recovered)
+            self._recovered = {}
+        return known
 
     def submit(self, task: Task) -> None:
         """Send ``task`` with its stages pickled (once per distinct set of functions) and its args pickled."""

@@ -73,6 +73,15 @@ class Executor:
     def handlers_changed(self) -> None:
         """Ship every handler anew from now on (a global fixed in a cell goes out again)."""
 
+    def recover(self, tasks: Mapping[tuple[str, int], tuple[str, str]]) -> dict[tuple[str, int], Any]:
+        """Of attempts an earlier kernel sent ((job, attempt) -> (task id, run id)), those still known here.
+
+        Returns (job, attempt) -> the engine that took it (None if not known);
+        once started, the executor reports what becomes of each. This base
+        knows none: they all run again.
+        """
+        return {}
+
     def interrupt(self, job: str, attempt: int, engine: Any, kill_after: float) -> None:
         """Interrupt a running attempt (best effort)."""
 

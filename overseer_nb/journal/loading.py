@@ -108,7 +108,8 @@ def restore(row: dict, job_rows: list[dict], attempt_rows: list[dict]) -> Restor
     for a in attempt_rows:
         error = ErrorInfo(a["ename"], a["evalue"] or "", a["traceback"] or "") if a["ename"] is not None else None
         attempts.setdefault(a["job"], []).append(
-            Attempt(a["number"], a["engine"], a["start"], a["end"], a["stdout"], a["stderr"], error, a["outcome"])
+            Attempt(a["number"], a["engine"], a["start"], a["end"], a["stdout"], a["stderr"], error, a["outcome"],
+                    a["task"])
         )
     restored.rows = {jr["job"]: (jr["status"], jr["attempt"]) for jr in job_rows}
     for jr in job_rows:

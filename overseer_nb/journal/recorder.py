@@ -24,7 +24,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -246,7 +246,7 @@ class Recorder:
         return (
             self.run_id, job, a.number, engine_value(a.engine), a.start, a.end, a.outcome,
             err.ename if err else None, err.evalue if err else None, err.traceback if err else None,
-            clip_middle(a.stdout, cap), clip_middle(a.stderr, cap),
+            clip_middle(a.stdout, cap), clip_middle(a.stderr, cap), a.task,
         )
 
     def _result(self, blob: bytes | None) -> tuple[bytes | None, str]:
@@ -278,7 +278,7 @@ class Recorder:
             if refused is not None:
                 raise refused
 
-    def resumed(self, run: Run) -> None:
+    def resumed(self, run: Run, keep: Collection[str] = ()) -> None:
         """Own ``run`` from this process, and record ``started -> unstarted`` for attempts lost with their kernel.
 
         Raises :class:`~overseer_nb.errors.RunOwnerError` (a ``RunError``),
@@ -290,7 +290,7 @@ class Recorder:
             if live is not None and live is not run and not live.done:
                 raise RunError(f"run {run.run_id} is going on in this kernel; wait for it or cancel it first")
             attach(run, self.journal)
-        lost = self.journal.read(sql.read_started_jobs, run.run_id)
+        lost = [(job, n) for job, n in self.journal.read(sql.read_started_jobs, run.run_id) if job not in keep]
         if not lost:
             return
         now = time.time()

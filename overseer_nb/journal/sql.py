@@ -109,6 +109,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN heartbeat REAL",
         "UPDATE runs SET heartbeat = updated",
     ],
+    # 3: task: the cluster's id of the task that ran an attempt (ipyparallel's msg_id), so
+    # a kernel that restarts asks the cluster what became of attempts its predecessor sent
+    [
+        "ALTER TABLE attempts ADD COLUMN task TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -225,11 +230,11 @@ def write_step(
     )
     conn.executemany(
         "INSERT INTO attempts (run_id, job, number, engine, start, end, outcome, ename, evalue,"
-        " traceback, stdout, stderr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " traceback, stdout, stderr, task) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (run_id, job, number) DO UPDATE SET engine = excluded.engine,"
         " start = excluded.start, end = excluded.end, outcome = excluded.outcome,"
         " ename = excluded.ename, evalue = excluded.evalue, traceback = excluded.traceback,"
-        " stdout = excluded.stdout, stderr = excluded.stderr",
+        " stdout = excluded.stdout, stderr = excluded.stderr, task = excluded.task",
         attempts,
     )
     if active is not None:  # rarely: the runs row is one more page to write per commit

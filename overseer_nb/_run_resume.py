@@ -1,0 +1,63 @@
+"""The run's own part of a resume: which jobs must run, which still run on the cluster, the handler check.
+
+:meth:`overseer_nb.running.Run.resume` calls these; the journal's part
+(ownership, recording lost attempts) is its recorder's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidHandlerError, RunError
+from .handlers import lifecycle
+from .records import NOT_STORED_BYTES
+from .states import ATTEMPT_LOST, UNSTARTED
+
+if TYPE_CHECKING:
+    from .running import Run
+
+__all__ = ["still_on_the_cluster", "unstored_parents", "check_resume_handlers"]
+
+
+def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
+    """Attempts lost with an earlier kernel that the cluster still knows: (job, attempt) -> engine."""
+    if run.started:
+        return {}
+    lost = {}
+    for job, rec in run.jobs.items():
+        last = rec.attempts[-1] if rec.attempts else None
+        # lost with its kernel: no end was ever recorded (an engine loss records one)
+        if rec.status == UNSTARTED and last and last.task and last.outcome == ATTEMPT_LOST and last.end is None:
+            lost[(job, last.number)] = (last.task, run.run_id)
+    return run.executor.recover(lost) if lost else {}
+
+def unstored_parents(run: Run, must_run: set[str]) -> set[str]:
+    """Finished ancestors whose result is not stored and that a job in ``must_run`` needs."""
+    extra: set[str] = set()
+    stack = list(must_run)
+    while stack:
+        job = stack.pop()
+        for parent in run.graph.parents(job):
+            if parent in must_run or parent in extra:
+                continue
+            blob = run.jobs[parent].result_bytes
+            if blob is None or blob == NOT_STORED_BYTES:
+                extra.add(parent)
+                stack.append(parent)  # it needs its own parents' results in turn
+    return extra
+
+def check_resume_handlers(run: Run, handlers: Any, to_run: set[str]) -> None:
+    if not isinstance(handlers, Mapping):
+        raise InvalidHandlerError(
+            f"handlers must be a dict of job type -> handler, got {type(handlers).__name__}"
+        )
+    missing = sorted(job for job in to_run if job not in handlers)
+    if missing:
+        names = ", ".join(map(repr, missing))
+        raise RunError(
+            f"cannot resume run {run.run_id}: no handler for {names}, which must run. "
+            "Pass the handlers: run.resume(handlers), a dict of job type -> function."
+        )
+    for job in to_run:
+        lifecycle(job, handlers[job])
