@@ -8,7 +8,7 @@ from typing import Any
 
 from .states import FINISHED, UNSTARTED
 
-__all__ = ["ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED", "NOT_STORED_BYTES"]
+__all__ = ["ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED", "NOT_STORED_BYTES", "UnloadableResult"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,16 @@ NOT_STORED = _NotStored()
 NOT_STORED_BYTES = pickle.dumps(NOT_STORED)
 
 
+class UnloadableResult:
+    """What a finished job's result reads as in a kernel that cannot unpickle it; ``error`` says why."""
+
+    def __init__(self, job: str, error: BaseException):
+        self.job, self.error = job, error
+
+    def __repr__(self) -> str:
+        return f"<result of {self.job!r} cannot be loaded here: {type(self.error).__name__}: {self.error}>"
+
+
 @dataclass
 class JobRecord:
     """Everything known about one job of a run (a live view while the run goes on)."""
@@ -103,7 +113,10 @@ class JobRecord:
         """The job's result (None unless finished)."""
         if self.status != FINISHED or self.result_bytes is None:
             return None
-        return pickle.loads(self.result_bytes)
+        try:
+            return pickle.loads(self.result_bytes)
+        except Exception as exc:  # e.g. its class is in a module this kernel lacks
+            return UnloadableResult(self.type, exc)
 
     @property
     def engine(self) -> Any:

@@ -42,11 +42,6 @@ def close_tmp_journals(tmp_path):
             journal.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs JobRecord.result (records.py, not this change's file) to give a placeholder naming the job "
-    "when unpickling fails; remove this mark with that change",
-)
 def test_a_result_that_cannot_be_unpickled_here_fails_for_its_job_only(tmp_path):
     mods = tmp_path / "mods"
     mods.mkdir()
