@@ -97,7 +97,8 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, *, kernels: Path | None = None):
+        """A JupyterLab server in ``tmp``; ``kernels``: a folder of kernel specs that win over the installed ones."""
         self.root = tmp / "root"
         self.root.mkdir()
         self.port, self.token = _free_port(), "ovtest" + os.urandom(8).hex()
@@ -110,7 +111,8 @@ class Server:
         env["OVERSEER_NB_JOURNAL"] = ":memory:"
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
         # the data dir is isolated, so point Jupyter at the installed extensions and kernels
-        env["JUPYTER_PATH"] = os.pathsep.join([str(Path(sys.prefix) / "share" / "jupyter")])
+        # (JUPYTER_PATH comes before JUPYTER_DATA_DIR in Jupyter's search: a spec of ours goes first)
+        env["JUPYTER_PATH"] = os.pathsep.join([*([str(kernels)] if kernels else []), str(Path(sys.prefix) / "share" / "jupyter")])
         self.log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",

@@ -32,11 +32,10 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A JupyterLab server whose kernels journal to a file (04 reads the journal from a second process)."""
-    srv = Server(tmp_path_factory.mktemp("jupyter-demos"))
-    home = srv.root.parent
-    # The server's data dir comes first in the kernel spec search: this python3 spec gives
-    # the kernels a journal file instead of the test suite's in-memory one.
-    spec = home / "JUPYTER_DATA_DIR" / "kernels" / "python3"
+    home = tmp_path_factory.mktemp("jupyter-demos")
+    # This python3 spec, first in the kernel spec search, gives the kernels a journal
+    # file instead of the test suite's in-memory one.
+    spec = home / "kernelspecs" / "kernels" / "python3"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -45,6 +44,7 @@ def server(tmp_path_factory):
         # and starts local clusters at %load_ext as a user's kernel does (conftest turns it off)
         "env": {"OVERSEER_NB_JOURNAL": str(home / "journal.sqlite"), "OVERSEER_NB_PRESTART": "1"},
     }))
+    srv = Server(home, kernels=home / "kernelspecs")
     # Render every cell (no windowing), so every widget output is in the page to be checked,
     # and no news prompt over the screenshots.
     settings = home / "JUPYTERLAB_SETTINGS_DIR"
