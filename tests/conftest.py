@@ -71,3 +71,55 @@ def own_cluster():
     cluster, client = start_cluster()
     yield cluster, client
     stop_cluster(cluster, client)
+
+
+@pytest.fixture(autouse=True)
+def close_tmp_journals(request):
+    """Stop the writer threads of journal files a test opened in its tmp_path."""
+    # read before the test ends: a fixture's value is gone at teardown
+    tmp = str(request.getfixturevalue("tmp_path")) if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is None:
+        return
+    from overseer_nb.journal import file as journal_file
+
+    for path, journal in list(journal_file._journals.items()):
+        if path.startswith(tmp):
+            journal.close()
+
+
+def wait_until(cond, timeout: float = 30.0, step: float = 0.02) -> None:
+    """Poll ``cond()`` until it is true; ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(step)
+
+
+def rows(path, query: str, params=()) -> list:
+    """The rows ``query`` gives on the SQLite file ``path`` (a fresh connection, as another process reads it)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+def spy_executor():
+    """A one-worker ThreadExecutor that remembers which jobs were submitted (``.submitted``)."""
+    import overseer_nb as ov
+
+    class SpyExecutor(ov.ThreadExecutor):
+        def __init__(self):
+            super().__init__(workers=1)
+            self.submitted: list[str] = []
+
+        def submit(self, task):
+            self.submitted.append(task.job)
+            super().submit(task)
+
+    return SpyExecutor()
+

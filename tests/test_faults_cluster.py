@@ -13,7 +13,7 @@ from collections import Counter
 
 import cloudpickle
 import pytest
-from conftest import start_cluster, stop_cluster
+from conftest import start_cluster, stop_cluster, wait_until
 
 import overseer_nb as ov
 from overseer_nb.execution import engine_process
@@ -22,13 +22,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-
-def wait_until(cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
 
 
 def test_all_engines_die_and_a_withdrawn_attempt_never_runs_again_under_its_number(own_cluster, tmp_path):

@@ -9,6 +9,7 @@ import time
 
 import cloudpickle
 import pytest
+from conftest import wait_until
 
 import overseer_nb as ov
 
@@ -16,13 +17,6 @@ pytestmark = pytest.mark.cluster
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-
-def wait_until(cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
 
 
 def test_an_interrupt_for_an_attempt_that_ended_does_not_hit_the_next_job_on_its_engine(client):

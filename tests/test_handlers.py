@@ -1,6 +1,7 @@
 """Handlers: lifecycle normalisation, harness, validation. No cluster."""
 
 import pytest
+from conftest import spy_executor
 
 import overseer_nb as ov
 from overseer_nb.errors import HandlerOptionError, OptionError, UnknownHandlerError
@@ -110,21 +111,9 @@ def test_shipper_pickles_each_set_of_stages_once_until_told_to_forget():
 
 
 # -- caught before anything runs ------------------------------------------------------------
-class CountingExecutor(ov.ThreadExecutor):
-    """A ThreadExecutor that counts what was submitted."""
-
-    def __init__(self):
-        super().__init__(workers=1)
-        self.submitted = []
-
-    def submit(self, task):
-        self.submitted.append(task.job)
-        super().submit(task)
-
-
 def refused(handlers, error=ov.HandlerError):
     """The message ov.run refuses ``handlers`` of G with, checking that nothing was submitted."""
-    spy = CountingExecutor()
+    spy = spy_executor()
     with pytest.raises(error) as info:
         ov.run(G, handlers, executor=spy, journal=False)
     assert spy.submitted == []

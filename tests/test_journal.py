@@ -7,12 +7,12 @@ import sqlite3
 import stat
 
 import pytest
+from conftest import rows, spy_executor
 
 import overseer_nb as ov
 from overseer_nb.config import Overseer, set_defaults
 from overseer_nb.errors import JournalError, RunError
 from overseer_nb.journal import backup, journal_location, sql
-from overseer_nb.journal import file as _journal_store
 from overseer_nb.journal.recorder import forget_live_runs
 from overseer_nb.journal.sql import SCHEMA_VERSION
 from overseer_nb.records import NOT_STORED
@@ -21,33 +21,11 @@ CHAIN = {"a": [], "b": ["a"], "c": ["b"]}
 
 
 @pytest.fixture(autouse=True)
-def close_tmp_journals(tmp_path):
-    """Stop the writer threads of journals a test opened in its tmp_path."""
+def default_settings():
+    """Each test starts from the default Overseer settings."""
     yield
     set_defaults(None)
-    for path, journal in list(_journal_store._journals.items()):
-        if path.startswith(str(tmp_path)):
-            journal.close()
 
-
-def rows(path, sql, params=()):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-class SpyExecutor(ov.ThreadExecutor):
-    """A ThreadExecutor that remembers what was submitted."""
-
-    def __init__(self):
-        super().__init__(workers=1)
-        self.submitted = []
-
-    def submit(self, task):
-        self.submitted.append(task.job)
-        super().submit(task)
 
 
 def test_transitions_and_attempts_are_recorded(tmp_path):
@@ -236,7 +214,7 @@ def test_read_only_location_submits_nothing(tmp_path):
     path = folder / "journal.sqlite"
     if os.access(folder, os.W_OK):  # root writes anywhere chmod forbids; /sys refuses even root
         path = "/sys/overseer_nb-journal.sqlite"
-    spy = SpyExecutor()
+    spy = spy_executor()
     try:
         with pytest.raises(JournalError) as info:
             ov.run(CHAIN, {j: (lambda job: 1) for j in CHAIN}, executor=spy, journal=path)
@@ -257,7 +235,7 @@ def test_write_failure_mid_run_holds_the_run(tmp_path, monkeypatch):
         return real(conn, run_id, owner, at, active, transitions, jobs, attempts)
 
     monkeypatch.setattr(sql, "write_step", failing)
-    spy = SpyExecutor()
+    spy = spy_executor()
     run = ov.run(CHAIN, {j: (lambda job: 1) for j in CHAIN}, executor=spy, journal=path).wait(10)
     assert "c" not in spy.submitted
     assert "stopped submitting jobs" in run.message and "disk I/O error" in run.message

@@ -16,7 +16,6 @@ import pytest
 
 import overseer_nb as ov
 from overseer_nb.errors import RunError
-from overseer_nb.journal import file as _journal_store
 
 # The handlers of the 'kernel' and of the process that resumes its run: the
 # same source, so both ship the same functions to the engines.
@@ -53,13 +52,6 @@ KERNEL = CHAIN_HANDLERS + textwrap.dedent(
     """
 )
 
-
-@pytest.fixture(autouse=True)
-def close_tmp_journals(tmp_path):
-    yield
-    for path, journal in list(_journal_store._journals.items()):
-        if path.startswith(str(tmp_path)):
-            journal.close()
 
 
 def kill_pids(pids):

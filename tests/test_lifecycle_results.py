@@ -12,10 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import overseer_nb as ov
-from overseer_nb.journal import file as _journal_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,13 +30,6 @@ MAKER = textwrap.dedent(
     """
 )
 
-
-@pytest.fixture(autouse=True)
-def close_tmp_journals(tmp_path):
-    yield
-    for path, journal in list(_journal_store._journals.items()):
-        if path.startswith(str(tmp_path)):
-            journal.close()
 
 
 def test_a_result_that_cannot_be_unpickled_here_fails_for_its_job_only(tmp_path):

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import rows
 
 import overseer_nb as ov
 from overseer_nb.errors import RunOwnerError
-from overseer_nb.journal import file as _journal_store
 from overseer_nb.journal import recorder, sql
 from overseer_nb.journal.recorder import forget_live_runs
 
@@ -69,20 +69,6 @@ RESUMER = textwrap.dedent(
 )
 
 
-@pytest.fixture(autouse=True)
-def close_tmp_journals(tmp_path):
-    yield
-    for path, journal in list(_journal_store._journals.items()):
-        if path.startswith(str(tmp_path)):
-            journal.close()
-
-
-def rows(path, query, params=()):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
 
 
 def set_owner(path, **values):

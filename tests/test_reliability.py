@@ -16,7 +16,7 @@ from pathlib import Path
 import cloudpickle
 import psutil
 import pytest
-from conftest import start_cluster, stop_cluster, wait_for_engines
+from conftest import start_cluster, stop_cluster, wait_for_engines, wait_until
 
 import overseer_nb as ov
 
@@ -24,13 +24,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-
-def wait_until(cond, timeout=30.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(step)
 
 
 def pid_writer(pid_file: Path, attempts=(1,), sleep=60):
