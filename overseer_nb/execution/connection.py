@@ -196,7 +196,9 @@ class Connection(Watchdog):
             if outcome.kind == OUTCOME_LOST:
                 out, err = self._partial(flight, outcome.engine)
                 outcome = replace(outcome, stdout=out, stderr=err)
-        forget(flight.scratch)
+            forget(flight.scratch)  # its engine did not get to remove its scratch folder
+        # a report came back: the engine removed the scratch folder itself (and this is
+        # the client's I/O thread, which every reply waits for)
         flight.port.report(Ended(flight.task.job, flight.task.attempt, outcome, time.time()))
 
     def _engine_in(self, exc: BaseException) -> int | None:
