@@ -73,6 +73,14 @@ def test_host_loss_engine_and_nanny_killed_is_detected_by_heartbeat(own_cluster,
     assert first.end - killed_at < 6.0  # heartbeats every 0.5 s, 3 misses
 
 
+def gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie not yet reaped counts: it runs no more)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # it ended between two looks, or long ago
+        return True
+
+
 def test_frozen_engine_is_requeued_and_its_orphan_killed(own_cluster, tmp_path):
     cluster, client = own_cluster
     pid_file = tmp_path / "pid"
@@ -85,7 +93,7 @@ def test_frozen_engine_is_requeued_and_its_orphan_killed(own_cluster, tmp_path):
     first, second = run.jobs["victim"].attempts[:2]
     assert first.outcome == "lost" and first.end - frozen_at < 6.0
     assert run.statuses == {"victim": "finished"} and run.results["victim"] != pid
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 10)
+    wait_until(lambda: gone(pid), 10)
     # attempt fencing: nothing from the old attempt can change the job now
     assert run.jobs["victim"].attempts[-1].outcome == "finished"
 
