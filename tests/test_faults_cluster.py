@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-
 def test_all_engines_die_and_a_withdrawn_attempt_never_runs_again_under_its_number(own_cluster, tmp_path):
     cluster, client = own_cluster
     log = tmp_path / "calls"

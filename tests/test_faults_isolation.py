@@ -18,7 +18,6 @@ pytestmark = pytest.mark.cluster
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-
 def test_an_interrupt_for_an_attempt_that_ended_does_not_hit_the_next_job_on_its_engine(client):
     def blocker(job):
         time.sleep(2)  # holds the other engine, so 'after' runs where 'quick' ran

@@ -25,7 +25,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-
 def pid_writer(pid_file: Path, attempts=(1,), sleep=60):
     def handler(job):
         if job.attempt in attempts:

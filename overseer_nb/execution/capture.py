@@ -29,7 +29,36 @@ from ..text import clip_middle, marker
 __all__ = ["BoundedText", "ThreadRouter", "thread_router", "FdCapture", "FileSink", "collapse_cr", "read_capture"]
 
 
-class BoundedText(io.TextIOBase):
+class _Echoing(io.TextIOBase):
+    """A text sink that also passes what it is given on to ``echo`` (the engine's own stream).
+
+    ipyparallel forwards that stream live, so a job whose engine dies keeps what
+    it printed. A broken echo is dropped, never allowed to fail the job.
+    """
+
+    echo: Any = None
+    _unflushed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def _echo(self, text: str) -> None:
+        if self.echo is not None:
+            self._unflushed = True
+            try:
+                self.echo.write(text)
+            except Exception:  # a broken echo must not fail the job
+                self.echo = None
+
+    def flush(self) -> None:
+        # an engine's stream flush waits for its I/O thread: skip it when there is nothing new
+        if self.echo is not None and self._unflushed:
+            self._unflushed = False
+            with contextlib.suppress(Exception):
+                self.echo.flush()
+
+
+class BoundedText(_Echoing):
     """A text sink that keeps the first and last ``limit // 2`` characters.
 
     Whatever is written is also passed on to ``echo`` (the engine's own stream,
@@ -43,18 +72,9 @@ class BoundedText(io.TextIOBase):
         self._head_len = 0
         self._tail = io.StringIO()
         self.dropped = 0
-        self._unflushed = False
-
-    def writable(self) -> bool:
-        return True
 
     def write(self, text: str) -> int:
-        self._unflushed = True
-        if self.echo is not None:
-            try:
-                self.echo.write(text)
-            except Exception:  # a broken echo must not fail the job
-                self.echo = None
+        self._echo(text)
         half = self.limit // 2
         if self._head_len < half:
             take = text[: half - self._head_len]
@@ -69,13 +89,6 @@ class BoundedText(io.TextIOBase):
                 self._tail = io.StringIO()
                 self._tail.write(kept)
         return len(text)
-
-    def flush(self) -> None:
-        # an engine's stream flush waits for its I/O thread: skip it when there is nothing new
-        if self.echo is not None and self._unflushed:
-            self._unflushed = False
-            with contextlib.suppress(Exception):
-                self.echo.flush()
 
     def getvalue(self) -> str:
         """What was kept: the head, the marker if anything was cut, the tail."""
@@ -187,7 +200,7 @@ def _flush_c_streams() -> None:
         pass
 
 
-class FileSink(io.TextIOBase):
+class FileSink(_Echoing):
     """A job thread's ``sys.stdout``/``sys.stderr`` during fd capture: writes go to the capture file.
 
     So Python's output and the output of C code and subprocesses (written to the
@@ -198,28 +211,13 @@ class FileSink(io.TextIOBase):
 
     def __init__(self, fd: int, echo: Any = None):
         self.fd, self.echo = fd, echo
-        self._unflushed = False
-
-    def writable(self) -> bool:
-        return True
 
     def write(self, text: str) -> int:
         data = text.encode("utf-8", "backslashreplace")
         while data:
             data = data[os.write(self.fd, data):]
-        if self.echo is not None:
-            self._unflushed = True
-            try:
-                self.echo.write(text)
-            except Exception:  # a broken echo must not fail the job
-                self.echo = None
+        self._echo(text)
         return len(text)
-
-    def flush(self) -> None:
-        if self.echo is not None and self._unflushed:
-            self._unflushed = False
-            with contextlib.suppress(Exception):
-                self.echo.flush()
 
 
 class FdCapture:
