@@ -26,6 +26,8 @@ from .session import Notebook, choose_cluster
 __all__ = ["OverseerMagics", "load", "unload"]
 
 
+_WHICH_RUN = "a variable holding a run, or a run id (default: the last run)"  # the help of every magic's RUN argument
+
 def _usage_errors(fn):
     """Turn the API's errors into IPython's one-line ``UsageError`` (no traceback)."""
 
@@ -127,7 +129,7 @@ class OverseerMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("run", nargs="?", metavar="RUN", help="a variable holding a run, or a run id (default: the last run)")
+    @argument("run", nargs="?", metavar="RUN", help=_WHICH_RUN)
     def overseer_status(self, line):
         """Show a table of a run's jobs: status, attempts, engine, duration, error.
 
@@ -145,7 +147,7 @@ class OverseerMagics(Magics):
     @argument("job", nargs="?", metavar="JOB", help="retry the subtree rooted at this job (default: every failed job)")
     @argument("--rerun", action="store_true", help="run JOB and all its descendants again, finished or not")
     @argument("--dry-run", action="store_true", help="only say which jobs would run again")
-    @argument("--run", metavar="RUN", help="a variable holding a run, or a run id (default: the last run)")
+    @argument("--run", metavar="RUN", help=_WHICH_RUN)
     def overseer_retry(self, line):
         """Retry failed jobs and what they blocked, with the handlers as they are now.
 
@@ -163,7 +165,7 @@ class OverseerMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("run", nargs="?", metavar="RUN", help="a variable holding a run, or a run id (default: the last run)")
+    @argument("run", nargs="?", metavar="RUN", help=_WHICH_RUN)
     def overseer_cancel(self, line):
         """Cancel a run: no new job starts, running jobs are interrupted and aborted.
 
