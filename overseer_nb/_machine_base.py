@@ -167,7 +167,7 @@ class MachineBase:
             j.faults = j.losses = j.auto_retries = 0
             j.waiting_reason = None
             if j.status != UNSTARTED:
-                self.records[job].result_bytes = None
+                self.records[job].result_data = None
                 self._move(step, job, UNSTARTED, reason, at)
         touched = set(selected)
         for job in selected:
@@ -240,7 +240,7 @@ class MachineBase:
             j.submitted = True
             self._inflight.add(job)
             self.records[job].attempts.append(Attempt(j.attempt))
-            inputs = {p: self.records[p].result_bytes for p in self.graph.parents(job)}
+            inputs = {p: self.records[p].result_data for p in self.graph.parents(job)}
             step.instructions.append(Submit(job, j.attempt, inputs))
         self._ready.clear()
 

@@ -150,7 +150,7 @@ class UserCommands(MachineBase):
         j.status = UNSTARTED if status == STARTED else status
         j.attempt = max((a.number for a in attempts), default=0)
         rec.attempts = list(attempts)
-        rec.result_bytes = result
+        rec.result_data = result
         rec.message = message
         rec.status = j.status
 

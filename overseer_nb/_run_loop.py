@@ -171,6 +171,7 @@ class RunLoop:
             self.handle(batch)
             with self._lock:
                 if self._queue.empty() and self.run.machine.is_idle() and not self._waiting_for_engines():
+                    self.run.data.run_idle()
                     self._thread = None
                     self.run.ended = time.time()
                     self.idle.set()
@@ -199,6 +200,10 @@ class RunLoop:
                 self.handle(run.machine.handle(item, time.time()))
             elif isinstance(item, EngineLost):
                 self.handle(run.machine.handle(item, time.time()))
+                lost = run.data.lost_with(item.engine)
+                if lost:  # their results were only in that engine's memory: they run again
+                    why = f"engine {item.engine} died before writing it to the result store"
+                    self.handle(run.machine.results_lost(lost, time.time(), why))
             else:
                 raise TypeError(f"the run loop got {type(item).__name__}, not an event or a command")
         except Exception:  # the loop must survive anything
@@ -244,6 +249,7 @@ class RunLoop:
                     executor.interrupt(ins.job, ins.attempt, ins.engine, ins.kill_after)
                 elif isinstance(ins, Withdraw):
                     executor.withdraw(ins.job, ins.attempt)
+            self.run.data.after_step(step)
             self.publish(step, critical=False)
 
     def _refused(self, step: Step) -> None:
@@ -298,9 +304,9 @@ class RunLoop:
             stages=(life.pre_process, life.process, life.post_process),
             args=run.args,
             args_blob=run.args_blob,
-            inputs=ins.inputs,
             max_result_bytes=opts.max_result_bytes,
             max_output_chars=opts.max_output_chars,
+            **run.data.task_fields(job, ins.inputs),
         )
         try:
             run.executor.submit(task)

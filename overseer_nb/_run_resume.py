@@ -17,7 +17,7 @@ from .states import ATTEMPT_LOST, UNSTARTED
 if TYPE_CHECKING:
     from .running import Run
 
-__all__ = ["still_on_the_cluster", "unstored_parents", "check_resume_handlers"]
+__all__ = ["still_on_the_cluster", "unstored_parents", "gone_from_store", "check_resume_handlers"]
 
 
 def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
@@ -32,6 +32,12 @@ def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
             lost[(job, last.number)] = (last.task, run.run_id)
     return run.executor.recover(lost) if lost else {}
 
+
+def gone_from_store(run: Run) -> set[str]:
+    """Finished jobs whose result file is no longer in the result store (deleted, pruned, never written)."""
+    return {job for job, rec in run.jobs.items() if rec.stored is not None and not rec.stored.exists()}
+
+
 def unstored_parents(run: Run, must_run: set[str]) -> set[str]:
     """Finished ancestors whose result is not stored and that a job in ``must_run`` needs."""
     extra: set[str] = set()
@@ -41,11 +47,12 @@ def unstored_parents(run: Run, must_run: set[str]) -> set[str]:
         for parent in run.graph.parents(job):
             if parent in must_run or parent in extra:
                 continue
-            blob = run.jobs[parent].result_bytes
+            blob = run.jobs[parent].result_data
             if blob is None or blob == NOT_STORED_BYTES:
                 extra.add(parent)
                 stack.append(parent)  # it needs its own parents' results in turn
     return extra
+
 
 def check_resume_handlers(run: Run, handlers: Any, to_run: set[str]) -> None:
     if not isinstance(handlers, Mapping):

@@ -12,6 +12,7 @@ from .graph import JobGraph
 from .handlers import validate_graph_handlers
 from .journal import attach, open_journal
 from .running import Run
+from .store import store_location
 
 __all__ = ["run", "last_run"]
 
@@ -31,6 +32,7 @@ def run(
     max_faults: int = _UNSET,
     executor: Executor | None = None,
     journal: Any = None,
+    store: Any = None,
     preflight: bool = True,
     **options: Any,
 ) -> Run:
@@ -54,6 +56,13 @@ def run(
     journal: where the run is journaled: a file path or ``":memory:"``;
     default: ``OVERSEER_NB_JOURNAL``, else ``c.Overseer.journal``, else a file
     in the Jupyter data directory; ``False``: not journaled.
+    store: the folder of the result store, where results bigger than
+    ``c.Overseer.store_inline_bytes`` stay (engines write them, children and
+    ``run.results`` read them); default: ``OVERSEER_NB_STORE``, else
+    ``c.Overseer.store``, else a folder ``results`` beside the journal.
+    Every engine must share it with the kernel (checked first; otherwise
+    results are relayed through the kernel and ``run.message`` says so);
+    ``False``: relay every result through the kernel.
 
     Raises ``GraphError``/``HandlerError``/``ArgsError`` before anything runs,
     ``JournalError`` if the journal cannot be written (nothing is submitted).
@@ -68,7 +77,10 @@ def run(
         book.require_writable()
     if executor is None:
         executor = connect(cluster, graph=graph, handlers=handlers, preflight=preflight)
-    started = Run(graph, handlers, executor, args=args, options=opts)
+    root = None if store is False else store_location(
+        store, configured=defaults().store, journal_path=book.path if book is not None else None
+    )
+    started = Run(graph, handlers, executor, args=args, options=opts, store=root)
     started.subscribe(log_step)
     if book is not None:
         attach(started, book)

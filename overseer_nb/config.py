@@ -36,7 +36,7 @@ class Overseer(Configurable):
         5.0, help="Seconds between interrupting a job (timeout, cancel) and killing its engine."
     ).tag(config=True)
     max_result_bytes = Int(
-        256 * 2**20, help="Largest pickled result a job may return, in bytes."
+        0, help="Largest result (its pickled size) a job may return, in bytes; 0: no cap."
     ).tag(config=True)
     max_output_chars = Int(
         1_000_000,
@@ -51,8 +51,25 @@ class Overseer(Configurable):
     ).tag(config=True)
     journal_max_result_bytes = Int(
         16 * 2**20,
-        help="Largest pickled result the journal stores, in bytes; a larger result is "
-        "marked not stored (resume re-runs that job only if a child that must run needs it).",
+        help="Largest inline result (a small one, or any result relayed through the kernel "
+        "when the engines share no store) the journal keeps, in bytes; a larger one is marked "
+        "not stored (resume re-runs that job only if a child that must run needs it). Results "
+        "in the result store are recorded by where they are, whatever their size.",
+    ).tag(config=True)
+    store = Unicode(
+        "",
+        help="Folder of the result store ('' : a folder 'results' beside the journal). "
+        "store= of ov.run and the OVERSEER_NB_STORE environment variable win.",
+    ).tag(config=True)
+    store_inline_bytes = Int(
+        64 * 2**10,
+        help="Results up to this many bytes pickled (with no large buffers) travel with the "
+        "job's report instead of through the store.",
+    ).tag(config=True)
+    engine_memory_bytes = Int(
+        4 * 2**30,
+        help="Bytes of stored results each engine keeps in memory for children that run "
+        "there; the oldest leave first (they stay in the store).",
     ).tag(config=True)
     journal_max_output_chars = Int(
         64 * 2**10,
@@ -87,7 +104,7 @@ class Overseer(Configurable):
             fault_backoff_max=self.fault_backoff_max,
             max_engine_losses=self.max_engine_losses,
             kill_grace=self.kill_grace,
-            max_result_bytes=self.max_result_bytes,
+            max_result_bytes=self.max_result_bytes or None,
             max_output_chars=self.max_output_chars,
         )
 

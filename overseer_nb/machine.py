@@ -32,6 +32,7 @@ from .states import (
     OUTCOME_ABORT,
     OUTCOME_ERROR,
     OUTCOME_FAULT,
+    OUTCOME_INPUT_LOST,
     OUTCOME_INTERRUPTED,
     OUTCOME_KINDS,
     OUTCOME_LOST,
@@ -163,6 +164,27 @@ class RunMachine(UserCommands):
         self._schedule(step, at)
         return step
 
+    def results_lost(self, jobs: list[str], at: float, message: str) -> Step:
+        """The stored results of finished ``jobs`` cannot be read (never written: their engine died first).
+
+        Each runs again, and what depends on it waits: an attempt of a child that
+        is out already is stopped and goes back to unstarted (it has not got the
+        input, so nothing it did counts).
+        """
+        step = Step()
+        lost = [job for job in jobs if self._jobs[job].status == FINISHED]
+        for job in sorted(lost, key=self._rank.__getitem__):
+            self._lose_result(step, job, at, message)
+            for child in self.graph.children(job):
+                if child in self._inflight:
+                    why = f"its input {job!r} is being made again: {message}"
+                    self._stop_attempt(step, child, at)
+                    attempt = self.records[child].attempts[-1]
+                    attempt.outcome, attempt.error = ATTEMPT_LOST, ErrorInfo("InputLost", why)
+                    self._back_for_input(step, child, at, why)
+        self._schedule(step, at)
+        return step
+
     def cluster_lost(self, at: float, message: str) -> Step:
         """The whole cluster stopped answering: pause, and put running attempts back.
 
@@ -184,7 +206,7 @@ class RunMachine(UserCommands):
     # -- outcomes ------------------------------------------------------------------
     def _on_ok(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         self._end_attempt(job, outcome, ATTEMPT_FINISHED, at)
-        self.records[job].result_bytes = outcome.result
+        self.records[job].result_data = outcome.result
         self._move(step, job, FINISHED, "returned", at)
         for child in self.graph.children(job):
             c = self._jobs[child]
@@ -226,6 +248,30 @@ class RunMachine(UserCommands):
             self._fail(step, job, "engine lost too often", at, ErrorInfo("EngineLost", msg), msg)
             return
         self._requeue(step, job, "engine lost", at, at, outcome.message or "its engine was lost")
+
+    def _on_input_lost(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        """A parent's stored result could not be read: the parent runs again, ``job`` waits for it."""
+        err = outcome.error or ErrorInfo("InputLost", outcome.message)
+        self._end_attempt(job, outcome, ATTEMPT_LOST, at, err)
+        for parent in outcome.lost_inputs:
+            if parent in self._jobs and self._jobs[parent].status == FINISHED:
+                self._lose_result(step, parent, at, outcome.message)
+        self._back_for_input(step, job, at, outcome.message)
+
+    def _lose_result(self, step: Step, job: str, at: float, message: str) -> None:
+        """Finished ``job``'s result is gone: back to unstarted, its children wait for it again."""
+        self.records[job].result_data = None
+        self._jobs[job].waiting_reason = "result lost"
+        self._move(step, job, UNSTARTED, "result lost", at, f"its result was lost ({message}); it runs again")
+        self._refresh_ready([job, *self.graph.children(job)])
+
+    def _back_for_input(self, step: Step, job: str, at: float, message: str) -> None:
+        """Requeue a started ``job`` whose attempt ended (or was stopped) for want of an input."""
+        j = self._jobs[job]
+        j.waiting_reason = "input lost"
+        if j.status == STARTED:
+            self._move(step, job, UNSTARTED, "input lost", at, message)
+        self._refresh_ready([job])
 
     def _on_unsendable(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         self._end_attempt(job, outcome, ATTEMPT_FAILED, at)
@@ -279,6 +325,7 @@ _ON_OUTCOME: dict[str, Callable[[RunMachine, Step, str, Outcome, float], None]] 
     OUTCOME_INTERRUPTED: RunMachine._on_error,  # an interrupted attempt that still counts: like an exception
     OUTCOME_LOST: RunMachine._on_lost,
     OUTCOME_UNSENDABLE: RunMachine._on_unsendable,
+    OUTCOME_INPUT_LOST: RunMachine._on_input_lost,
 }
 assert set(_ON_OUTCOME) == set(OUTCOME_KINDS), "every outcome kind needs an entry in _ON_OUTCOME"
 

@@ -27,7 +27,7 @@ class RunOptions:
     fault_backoff_max: cap of the fault backoff, in seconds.
     max_engine_losses: engines a job may lose before it fails.
     kill_grace: seconds between interrupting a job and killing its engine.
-    max_result_bytes: largest pickled result a job may return.
+    max_result_bytes: largest result (pickled size) a job may return; None: no cap.
     max_output_chars: characters of each attempt's stdout and of its stderr kept
     where it runs (the first and last halves, with a marker between).
     """
@@ -40,7 +40,7 @@ class RunOptions:
     fault_backoff_max: float = 60.0
     max_engine_losses: int = 3
     kill_grace: float = 5.0
-    max_result_bytes: int = 256 * 2**20
+    max_result_bytes: int | None = None
     max_output_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
@@ -67,11 +67,11 @@ _INTS = {"retries": 0, "max_faults": 1, "max_engine_losses": 1, "max_result_byte
 
 
 def _check(name: str, value: Any) -> None:
-    if name in _INTS:
+    if name in _INTS and not (name == "max_result_bytes" and value is None):
         if isinstance(value, bool) or not isinstance(value, int) or value < _INTS[name]:
             raise OptionError(f"{name} must be a whole number >= {_INTS[name]}, got {value!r}")
         return
-    if name == "timeout" and value is None:
+    if name in ("timeout", "max_result_bytes") and value is None:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):

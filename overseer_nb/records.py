@@ -4,11 +4,40 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .states import FINISHED, UNSTARTED
 
-__all__ = ["ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED", "NOT_STORED_BYTES", "UnloadableResult"]
+__all__ = [
+    "ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED", "NOT_STORED_BYTES", "UnloadableResult",
+    "StoredResult", "ResultData",
+]
+
+
+@runtime_checkable
+class StoredResult(Protocol):
+    """A result kept outside the kernel (in the result store): what the kernel holds instead of its bytes.
+
+    ``overseer_nb.store.ResultRef`` is the one the package makes; the core only
+    passes it along and asks it for its value when the user does.
+    """
+
+    path: str
+    nbytes: int
+    type_name: str
+    summary: str
+    engine: Any
+
+    def load(self) -> Any: ...
+
+    def exists(self) -> bool: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+# A finished job's result as a run holds it: its pickle (a small result, or one
+# relayed through the kernel), a StoredResult, or None (no result).
+ResultData = bytes | StoredResult | None
 
 
 @dataclass(frozen=True)
@@ -29,11 +58,13 @@ class Outcome:
 
     kind: one of :data:`~overseer_nb.states.OUTCOME_KINDS`: ``ok``, ``fault``,
     ``abort``, ``error``, ``interrupted``, ``lost`` (its engine died) or
-    ``unsendable`` (it never reached an engine).
+    ``unsendable`` (it never reached an engine) or ``input_lost`` (a parent's
+    stored result could not be read; ``lost_inputs`` names those parents).
+    result: the pickled value, or where it is stored.
     """
 
     kind: str
-    result: bytes | None = None
+    result: ResultData = None
     error: ErrorInfo | None = None
     message: str = ""
     silent: bool = False
@@ -42,6 +73,7 @@ class Outcome:
     engine: Any = None
     started: float | None = None
     ended: float | None = None
+    lost_inputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -106,17 +138,26 @@ class JobRecord:
     display_state: str = UNSTARTED
     attempts: list[Attempt] = field(default_factory=list)
     message: str = ""
-    result_bytes: bytes | None = field(default=None, repr=False)
+    result_data: ResultData = field(default=None, repr=False)
 
     @property
     def result(self) -> Any:
-        """The job's result (None unless finished)."""
-        if self.status != FINISHED or self.result_bytes is None:
+        """The job's result (None unless finished), read from the store if it is kept there."""
+        data = self.result_data
+        if self.status != FINISHED or data is None:
             return None
         try:
-            return pickle.loads(self.result_bytes)
-        except Exception as exc:  # e.g. its class is in a module this kernel lacks
+            if isinstance(data, (bytes, bytearray)):
+                return pickle.loads(data)
+            return data.load()
+        except Exception as exc:  # e.g. its class is in a module this kernel lacks, or its file is gone
             return UnloadableResult(self.type, exc)
+
+    @property
+    def stored(self) -> StoredResult | None:
+        """Where the result is kept in the store (None: it is inline, or there is none)."""
+        data = self.result_data
+        return None if data is None or isinstance(data, (bytes, bytearray)) else data
 
     @property
     def engine(self) -> Any:

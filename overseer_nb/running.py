@@ -18,8 +18,9 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from ._run_data import DataPlane
 from ._run_loop import RunLoop, Subscriber
-from ._run_resume import check_resume_handlers, still_on_the_cluster, unstored_parents
+from ._run_resume import check_resume_handlers, gone_from_store, still_on_the_cluster, unstored_parents
 from .errors import ArgsError, RunError
 from .events import Abort, Cancel, EnginesChanged, Rerun, Resume, Retry
 from .execution import Executor, connect
@@ -117,6 +118,7 @@ class Run:
         run_id: str | None = None,
         machine: RunMachine | None = None,
         args_blob: bytes | None = None,
+        store: str | None = None,
     ):
         self.graph = graph
         self.handlers = handlers
@@ -132,6 +134,7 @@ class Run:
         self.message = ""
         self.recorder: RunRecorder | None = None
         self._unsubscribe_recorder: Callable[[], None] | None = None
+        self.data = DataPlane(self, store)  # where results go: the store at ``store``, or relayed (None)
         self._loop = RunLoop(self)
         self._started = False
         # called by wait() on the waiting thread once the run is done: a display shows
@@ -146,10 +149,16 @@ class Run:
         self._started = True
         self.refresh_job_options()
         self.executor.start(self.report)
+        self._connect_store()
         if self.executor.engine_count() == 0:
             self.report(EnginesChanged(0, time.time()))
         self._loop.post(None)  # a first tick: submit what is ready
         return self
+
+    def _connect_store(self) -> None:
+        self.data.connect()
+        if self.data.note and self.data.note not in self.message:
+            self.message = f"{self.message}; {self.data.note}" if self.message else self.data.note
 
     def report(self, event: Any) -> None:
         """Hand an executor event to the run's loop (executors call this from any thread)."""
@@ -286,7 +295,8 @@ class Run:
         if self.recorder is not None:
             self.recorder.check_owner(self)
         statuses = self.statuses
-        unfinished = {job for job, status in statuses.items() if status != FINISHED}
+        gone = gone_from_store(self)  # finished, but their result file is gone: they run again
+        unfinished = {job for job, status in statuses.items() if status != FINISHED} | gone
         if not unfinished:
             self.message = "nothing to resume: every job finished"
             return self
@@ -308,6 +318,9 @@ class Run:
         if again:
             names = ", ".join(sorted(again))
             note += f"; {names} run{'s' if len(again) == 1 else ''} again: its result was not stored in the journal and a child needs it"
+        if gone:
+            names = ", ".join(sorted(gone))
+            note += f"; {names} run{'s' if len(gone) == 1 else ''} again: its result file is gone from the store"
         log.info("overseer_nb run %s: %s", self.run_id, note)
         self.machine.unhold(HOLD_JOURNAL)  # a journal that failed before: try again
         self.message = note
@@ -333,6 +346,8 @@ class Run:
             self.executor.close()
             executor.start(self.report)
         self.executor = executor
+        if self._started:
+            self._connect_store()
         # the run is idle here; a lost cluster or a cluster without engines is behind it now
         self.machine.unhold(HOLD_CLUSTER_LOST)
         self.machine.unhold(HOLD_NO_ENGINES)

@@ -34,6 +34,7 @@ __all__ = [
     "OUTCOME_INTERRUPTED",
     "OUTCOME_LOST",
     "OUTCOME_UNSENDABLE",
+    "OUTCOME_INPUT_LOST",
     "OUTCOME_KINDS",
     "ATTEMPT_FINISHED",
     "ATTEMPT_FAILED",
@@ -78,8 +79,10 @@ OUTCOME_ERROR = "error"
 OUTCOME_INTERRUPTED = "interrupted"
 OUTCOME_LOST = "lost"  # its engine died
 OUTCOME_UNSENDABLE = "unsendable"  # it never reached an engine
+OUTCOME_INPUT_LOST = "input_lost"  # a parent's stored result could not be read: the parent runs again
 OUTCOME_KINDS = (
-    OUTCOME_OK, OUTCOME_FAULT, OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_INTERRUPTED, OUTCOME_LOST, OUTCOME_UNSENDABLE
+    OUTCOME_OK, OUTCOME_FAULT, OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_INTERRUPTED, OUTCOME_LOST, OUTCOME_UNSENDABLE,
+    OUTCOME_INPUT_LOST,
 )
 
 # What became of an attempt, as stored: records.Attempt.outcome (None while it runs).
@@ -106,18 +109,22 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
         {"exception", "timeout", "faulted too often", "engine lost too often", "not sendable"}
     ),
     # resume: the kernel that ran it stopped mid-job
-    (STARTED, UNSTARTED): frozenset({"fault", "engine lost", "automatic retry", "resume"}),
+    # input lost: a parent's stored result could not be read; the job waits for the parent to run again
+    (STARTED, UNSTARTED): frozenset({"fault", "engine lost", "automatic retry", "resume", "input lost"}),
     (STARTED, ABORTED): frozenset({"abort", "cancel", "parent aborted"}),
     (UNSTARTED, ABORTED): frozenset({"abort", "cancel", "parent aborted"}),
     (UNSTARTED, FAILED): frozenset({"not sendable"}),
     (FAILED, UNSTARTED): frozenset({"retry", "rerun", "resume"}),
     (ABORTED, UNSTARTED): frozenset({"retry", "rerun", "resume"}),
-    # resume: its result was not journaled and a child that must run needs it
-    (FINISHED, UNSTARTED): frozenset({"rerun", "resume"}),
+    # resume: its result was not journaled and a child that must run needs it;
+    # result lost: its result never reached the store (its engine died first) or its file is gone
+    (FINISHED, UNSTARTED): frozenset({"rerun", "resume", "result lost"}),
 }
 
 # Why an unstarted job is waiting, as the display shows it.
-_WAITING_DISPLAY = {"fault": RETRYING, "automatic retry": RETRYING, "engine lost": REQUEUED}
+_WAITING_DISPLAY = {
+    "fault": RETRYING, "automatic retry": RETRYING, "engine lost": REQUEUED, "input lost": REQUEUED, "result lost": REQUEUED,
+}
 
 
 def check_transition(old: str, new: str, reason: str, *, job: str | None = None) -> None:

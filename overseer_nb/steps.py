@@ -27,7 +27,7 @@ class Submit:
 
     job: str
     attempt: int
-    inputs: dict[str, bytes | None]
+    inputs: dict[str, Any]  # parent -> its ResultData (records.ResultData)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ LAYERS = {
     "overseer_nb.running": 3,
     "overseer_nb._run_loop": 3,
     "overseer_nb._run_resume": 3,
+    "overseer_nb._run_data": 3,
     "overseer_nb.display": 2,
     "overseer_nb.execution": 2,
     "overseer_nb.store": 1,  # engines and the kernel both read and write it

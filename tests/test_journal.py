@@ -54,7 +54,7 @@ def test_transitions_and_attempts_are_recorded(tmp_path):
     (attempt_b,) = rows(path, "SELECT outcome, ename, evalue, traceback FROM attempts WHERE job = 'b'")
     assert attempt_b[:3] == ("failed", "ValueError", "bad b") and "raise ValueError" in attempt_b[3]
     (result,) = rows(path, "SELECT result, result_note FROM jobs WHERE job = 'a'")
-    assert result == (run.jobs["a"].result_bytes, "stored")
+    assert result == (run.jobs["a"].result_data, "stored")
 
 
 def test_file_is_private_and_versioned(tmp_path):

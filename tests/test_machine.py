@@ -222,7 +222,7 @@ def test_a_withdrawn_attempt_number_is_never_used_again():
     assert not m.ended("start", 1, ok(b"stale"), 3.0)
     run_job(m, "start", ok(b"fresh"))
     assert [a.number for a in m.records["start"].attempts] == [2]
-    assert m.records["start"].result_bytes == b"fresh"
+    assert m.records["start"].result_data == b"fresh"
 
 
 def test_late_result_of_an_old_attempt_is_ignored():
@@ -234,7 +234,7 @@ def test_late_result_of_an_old_attempt_is_ignored():
     assert not m.ended("start", 1, ok(b"stale"), 3.0)
     assert m.status("start") == "unstarted"
     run_job(m, "start", ok(b"fresh"))
-    assert m.records["start"].result_bytes == b"fresh"
+    assert m.records["start"].result_data == b"fresh"
 
 
 def test_result_before_started_news():
@@ -313,7 +313,7 @@ def test_rerun_runs_finished_descendants_again():
         ("finish", "finished", "unstarted", "rerun"),
     ]
     assert submits(step) == [("result1", 2)]
-    assert m.records["finish"].result_bytes is None
+    assert m.records["finish"].result_data is None
 
 
 def test_cancel_aborts_unfinished_and_interrupts_running():
@@ -374,7 +374,7 @@ def test_stored_vocabularies_keep_their_values():
     # the journal stores these words: renaming one would orphan every journal written before
     assert HOLDS == ("held", "no engines", "cluster lost", "resume")
     assert (HOLD_JOURNAL, HOLD_NO_ENGINES, HOLD_CLUSTER_LOST, HOLD_RESUME) == HOLDS
-    assert OUTCOME_KINDS == ("ok", "fault", "abort", "error", "interrupted", "lost", "unsendable")
+    assert OUTCOME_KINDS == ("ok", "fault", "abort", "error", "interrupted", "lost", "unsendable", "input_lost")
     assert ATTEMPT_OUTCOMES == ("finished", "failed", "fault", "aborted", "timeout", "lost", "retry", "cancelled")
     assert BAD_STATUSES == ("failed", "aborted")
 

@@ -32,13 +32,13 @@ _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 8
 
 
 def _result_summary(record: Any) -> str:
-    if record.result_bytes is None:
+    if record.result_data is None:
         return ""
     try:
         text = _repr.repr(record.result)
     except Exception as exc:  # a result whose class is not importable here, for one
         text = f"<cannot load the result here: {type(exc).__name__}: {exc}>"
-    return f"{text[:300]}  ({len(record.result_bytes):,} bytes pickled)"
+    return f"{text[:300]}  ({len(record.result_data):,} bytes pickled)"
 
 
 def job_details(run: Any, job: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from ..records import ErrorInfo, Outcome
 from ..states import OUTCOME_ERROR, OUTCOME_INTERRUPTED, OUTCOME_LOST
 from .capture import BoundedText, collapse_cr, read_capture
 from .engine import run_attempt
+from .placement import Placement
 from .processes import EngineProcess, engine_process, kill_engine
 from .scratch import forget, mark_withdrawn, scratch_path, sweep
 from .seam import Task, outcome_from_report
@@ -60,12 +61,13 @@ class _Flight:
     """
 
     __slots__ = ("port", "task", "ar", "msg_id", "scratch", "limit", "engine", "started", "ended", "withdrawn",
-                 "out", "err")
+                 "out", "err", "placed")
 
     def __init__(self, port: IPyParallelExecutor, task: Task, ar: Any, scratch: str, limit: int):
         self.port, self.task, self.ar, self.scratch, self.limit = port, task, ar, scratch, limit
         self.msg_id: str = ar.msg_ids[0]
         self.engine: int | None = None
+        self.placed: int | None = None  # the engine it was sent to (placed near its input), if any
         self.started = self.ended = self.withdrawn = False
         self.out, self.err = BoundedText(limit), BoundedText(limit)
 
@@ -74,7 +76,7 @@ class _Flight:
         return (id(self.port), self.task.job, self.task.attempt)
 
 
-class Connection(Watchdog):
+class Connection(Watchdog, Placement):
     """What all runs on one client share; see the module docstring."""
 
     _by_client: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -103,6 +105,7 @@ class Connection(Watchdog):
         self._dead: set[int] = set()
         self._target = len(client.ids)  # engines to keep, when we may start some
         Watchdog.__init__(self)
+        Placement.__init__(self)
         client._registration_callbacks.append(self._on_registration)
         for engine in list(client.ids):
             self._learn_identity(engine)
@@ -120,9 +123,11 @@ class Connection(Watchdog):
         return bool(getattr(self.client, "_closed", False))
 
     # -- submitting ----------------------------------------------------------------
-    def submit(self, port: IPyParallelExecutor, task: Task, call: dict[str, Any]) -> None:
+    def submit(self, port: IPyParallelExecutor, task: Task, call: dict[str, Any], prefer: Any = None) -> None:
         """Send ``run_attempt(**call)`` for ``task`` to the load-balanced view.
 
+        prefer: the engine that holds the task's biggest input; the task goes
+        there if that engine runs nothing now, else to whichever is free first.
         On a closed or lost cluster nothing is sent: the port hears
         ``ClusterLost`` instead, and the run holds.
         """
@@ -131,8 +136,10 @@ class Connection(Watchdog):
             return
         self.ensure_watchdog()
         scratch = scratch_path(task.run_id, task.job, task.attempt)
-        ar = self.view.apply_async(run_attempt, scratch=scratch, **call)
+        view = self._view_for(prefer)
+        ar = view.apply_async(run_attempt, scratch=scratch, **call)
         flight = _Flight(port, task, ar, scratch, call.get("capture_limit", task.max_output_chars))
+        flight.placed = prefer if view is not self.view else None
         with self._lock:
             self._flights[flight.key] = flight
         ar._children[0].iopub_callbacks.append(lambda msg: self._on_iopub(flight, msg))

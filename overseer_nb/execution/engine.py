@@ -19,8 +19,9 @@ from typing import Any, NamedTuple, TypedDict
 
 from ..job import Job
 from ..signals import Abort, Fault
-from ..states import OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_FAULT, OUTCOME_INTERRUPTED, OUTCOME_OK
+from ..states import OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_FAULT, OUTCOME_INPUT_LOST, OUTCOME_INTERRUPTED, OUTCOME_OK
 from .capture import BoundedText, FdCapture, FileSink, collapse_cr, thread_router
+from .holding import InputLost, TooLarge, keep, resolve
 from .sandbox import Sandbox, current_task
 from .scratch import make_scratch, withdrawn
 
@@ -42,13 +43,18 @@ class AttemptReport(TypedDict):
 
     kind: ``ok``, ``fault``, ``abort``, ``error`` or ``interrupted`` (the
     ``OUTCOME_*`` of :mod:`overseer_nb.states`). result: the
-    pickled return value (``ok`` only). error: None for ``ok`` and a silent
+    pickled return value (``ok``, a small result or no store), or None with
+    ``result_ref`` saying where it is stored (path, nbytes, type, summary).
+    lost_inputs: the parents whose stored results could not be read
+    (``input_lost``). error: None for ``ok`` and a silent
     abort. message: the text of a fault or an abort. stdout, stderr: what the
     attempt printed, bounded. started, ended: ``time.time()`` on the engine.
     """
 
     kind: str
     result: bytes | None
+    result_ref: dict[str, Any] | None
+    lost_inputs: list[str]
     error: ErrorReport | None
     message: str
     silent: bool
@@ -66,6 +72,8 @@ class _End(NamedTuple):
     error: ErrorReport | None = None
     message: str = ""
     silent: bool = False
+    result_ref: dict[str, Any] | None = None
+    lost_inputs: tuple[str, ...] = ()
 
 
 def run_attempt(
@@ -76,19 +84,24 @@ def run_attempt(
     run_id: str,
     stages: bytes | tuple,
     args: bytes | Mapping[str, Any],
-    inputs: Mapping[str, bytes | None],
-    max_result_bytes: int,
+    inputs: Mapping[str, Any],
+    max_result_bytes: int | None,
     capture_limit: int = 1_000_000,
     on_engine: bool = False,
     scratch: str | None = None,
+    store: Mapping[str, Any] | None = None,
 ) -> AttemptReport:
     """Run one attempt of one job and report how it ended.
 
     job: the job type; job_id: ``job.id`` as the handler sees it. stages:
     ``(pre_process, process, post_process)``, pickled (sent to an engine) or as
     they are (in process). args: the run's args dict, pickled or as it is.
-    inputs: parent job type -> its pickled result. A result pickled larger
-    than ``max_result_bytes`` fails the attempt; stdout and stderr keep the
+    inputs: parent job type -> its pickled result, or where it is stored (a
+    dict with ``path``: read from this engine's memory if it made it, else
+    from the store). ``store``: where results go (``root``, ``inline``: the
+    largest inline pickle, ``memory``: the bound of results held in memory,
+    ``hold``: a child needs it); None: every result comes back pickled.
+    A result pickled larger than ``max_result_bytes`` (None: no cap) fails the attempt; stdout and stderr keep the
     first and last ``capture_limit // 2`` characters each (the run option
     ``max_output_chars``), with lines redrawn by ``\\r`` in their last state.
 
@@ -107,14 +120,14 @@ def run_attempt(
     started = time.time()
     if on_engine:
         return _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, capture_limit,
-                              scratch, started)
+                              scratch, started, store)
     stdout, stderr = thread_router("stdout"), thread_router("stderr")
     out = BoundedText(capture_limit, stdout.fallback)
     err = BoundedText(capture_limit, stderr.fallback)
     end = None
     try:
         with stdout.capture(out), stderr.capture(err):
-            end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes)
+            end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store)
     except BaseException as exc:  # noqa: BLE001 - every outcome is reported, never raised
         end = end or _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
     out.flush()
@@ -122,7 +135,7 @@ def run_attempt(
     return _report(end, collapse_cr(out.getvalue()), collapse_cr(err.getvalue()), started)
 
 
-def _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, limit, scratch, started):
+def _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, limit, scratch, started, store):
     task = current_task()
     if task.withdrawn or withdrawn(scratch):
         why = "the kernel withdrew this attempt before it started; its handler did not run"
@@ -140,7 +153,7 @@ def _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_resul
     end = None
     try:
         with Sandbox(task, crash_file=crash_file), capture, stdout.capture(out), stderr.capture(err):
-            end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes)
+            end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store)
     except BaseException as exc:  # noqa: BLE001 - an interrupt after the stages ended keeps their outcome
         end = end or _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
     out.flush()
@@ -156,6 +169,8 @@ def _report(end: _End, stdout: str, stderr: str, started: float) -> AttemptRepor
     return AttemptReport(
         kind=end.kind,
         result=end.result,
+        result_ref=end.result_ref,
+        lost_inputs=list(end.lost_inputs),
         error=end.error,
         message=end.message,
         silent=end.silent,
@@ -166,11 +181,14 @@ def _report(end: _End, stdout: str, stderr: str, started: float) -> AttemptRepor
     )
 
 
-def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_result_bytes) -> _End:
+def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store) -> _End:
     try:
         pre, process, post = _load_stages(stages)
         job_args = _unpickled(args)
-        loaded = {parent: _unpickled(blob) for parent, blob in inputs.items()}
+        loaded = {parent: resolve(parent, value) for parent, value in inputs.items()}
+    except InputLost as exc:
+        return _End(OUTCOME_INPUT_LOST, message=str(exc), lost_inputs=(exc.job,),
+                    error=ErrorReport(ename="InputLost", evalue=f"{exc}; it runs again, then this job", traceback=""))
     except Exception as exc:
         missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
         fix = (
@@ -198,14 +216,25 @@ def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_res
         return _End(OUTCOME_INTERRUPTED, error=_error(exc, evalue="the job was interrupted"))
     except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this job
         return _End(OUTCOME_ERROR, error=_error(exc))
-    return _pack_result(job_type, result, max_result_bytes)
+    return _pack_result(job_type, result, max_result_bytes, store, run_id, attempt)
 
 
-def _pack_result(job_type: str, result: Any, max_result_bytes: int) -> _End:
+def _pack_result(job_type: str, result: Any, max_result_bytes: int | None, store: Mapping[str, Any] | None,
+                 run_id: str, attempt: int) -> _End:
     import cloudpickle
 
+    ref = None
     try:
-        blob = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        if store is None:
+            blob = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            size = len(blob)
+        else:
+            blob, ref = keep(result, root=store["root"], run_id=run_id, job=job_type, attempt=attempt,
+                             inline_limit=store["inline"], memory_bound=store["memory"], hold=store["hold"],
+                             max_bytes=max_result_bytes)
+            size = len(blob) if blob is not None else ref["nbytes"]
+    except TooLarge as exc:
+        size = exc.nbytes
     except BaseException as exc:  # noqa: BLE001
         return _End(
             OUTCOME_ERROR,
@@ -219,20 +248,20 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int) -> _End:
                 ),
             ),
         )
-    if len(blob) > max_result_bytes:
+    if max_result_bytes is not None and size > max_result_bytes:
         return _End(
             OUTCOME_ERROR,
             error=ErrorReport(
                 ename="ResultTooLarge",
                 evalue=(
-                    f"the result of {job_type!r} is {len(blob):,} bytes pickled, over "
-                    f"max_result_bytes={max_result_bytes:,}. Write large data to a file and "
-                    "return its path, or raise max_result_bytes."
+                    f"the result of {job_type!r} is {size:,} bytes pickled, over "
+                    f"max_result_bytes={max_result_bytes:,}. Return less, or raise max_result_bytes "
+                    "(None: no cap)."
                 ),
                 traceback="",
             ),
         )
-    return _End(OUTCOME_OK, result=blob)
+    return _End(OUTCOME_OK, result=blob, result_ref=ref)
 
 
 def plain_traceback(exc: BaseException) -> str:

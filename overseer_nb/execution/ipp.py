@@ -70,8 +70,9 @@ class IPyParallelExecutor(Executor):
             max_result_bytes=task.max_result_bytes,
             capture_limit=task.max_output_chars,
             on_engine=True,
+            store=task.store,
         )
-        self._conn.submit(self, task, call)
+        self._conn.submit(self, task, call, prefer=task.prefer)
 
     def handlers_changed(self) -> None:
         self.shipper.forget()
@@ -81,6 +82,16 @@ class IPyParallelExecutor(Executor):
 
     def withdraw(self, job: str, attempt: int) -> None:
         self._conn.withdraw(self, job, attempt)
+
+    def store_problem(self, root: str) -> str | None:
+        """Every engine must read and write the store at ``root`` and see the kernel's files there."""
+        return self._conn.store_problem(root)
+
+    def release(self, engine: Any, paths: list[str]) -> None:
+        self._conn.release(engine, paths)
+
+    def release_run(self, run_id: str) -> None:
+        self._conn.release_run(run_id)
 
     def engine_count(self) -> int:
         return len(self.client.ids)

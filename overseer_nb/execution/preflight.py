@@ -47,3 +47,4 @@ def check_handlers_on_engine(
             f"handlers cannot run on the engines - {lines}. Install the missing modules where the "
             "engines run (e.g. %px pip install NAME, or in the engines' environment); nothing was run."
         )
+

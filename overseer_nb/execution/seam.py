@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError
 from ..records import ErrorInfo, Outcome
+from ..store import ResultRef
 
 if TYPE_CHECKING:
     from .engine import AttemptReport
@@ -40,9 +41,12 @@ class Task:
     stages: tuple[Any, Any, Any]  # (pre_process, process, post_process) as they are now
     args: Mapping[str, Any]
     args_blob: bytes  # ``args`` pickled once per run
-    inputs: Mapping[str, bytes | None]  # parent job type -> its pickled result
-    max_result_bytes: int
+    inputs: Mapping[str, bytes | dict | None]  # parent job type -> its pickled result, or where it is stored
+    max_result_bytes: int | None
     max_output_chars: int  # of stdout and of stderr each, kept where the attempt runs
+    # where its result goes: {"root", "inline", "memory", "hold"} (engine.run_attempt); None: back inline
+    store: Mapping[str, Any] | None = None
+    prefer: Any = None  # the engine holding its biggest input: run it there if that engine is free
 
     @property
     def id(self) -> str:
@@ -88,6 +92,20 @@ class Executor:
     def withdraw(self, job: str, attempt: int) -> None:
         """Drop a submitted attempt that has not started (best effort)."""
 
+    def store_problem(self, root: str) -> str | None:
+        """Why results cannot go through the store at ``root`` here (None: every engine can use it).
+
+        '' relays them through the kernel without a word: this base, and
+        executors that run jobs in the kernel's own process, do so.
+        """
+        return ""
+
+    def release(self, engine: Any, paths: list[str]) -> None:
+        """``engine`` may forget the stored results at ``paths`` (no job needs them in memory now)."""
+
+    def release_run(self, run_id: str) -> None:
+        """Every engine may forget the results of run ``run_id`` it holds in memory."""
+
     def engine_count(self) -> int | None:
         """How many engines can take work now (None: unknown)."""
         return None
@@ -115,9 +133,11 @@ class Detached(Executor):
 def outcome_from_report(report: AttemptReport, engine: Any) -> Outcome:
     """The :class:`Outcome` of the report :func:`~overseer_nb.execution.engine.run_attempt` returned."""
     err = report["error"]
+    ref = report.get("result_ref")
     return Outcome(
         kind=report["kind"],
-        result=report["result"],
+        result=ResultRef.from_json({**ref, "engine": engine}) if ref else report["result"],
+        lost_inputs=tuple(report.get("lost_inputs") or ()),
         error=ErrorInfo(err["ename"], err["evalue"], err["traceback"]) if err else None,
         message=report["message"],
         silent=report["silent"],

@@ -9,11 +9,13 @@ takes the run over when it is resumed.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import socket
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..config import defaults
 from ..errors import JournalError, RunError
 from ..execution import Detached
 from ..graph import JobGraph
@@ -22,9 +24,10 @@ from ..options import RunOptions
 from ..records import NOT_STORED_BYTES, Attempt, ErrorInfo
 from ..running import Run
 from ..states import FINISHED, STARTED
+from ..store import ResultRef, store_location
 from . import sql
 from .file import Journal, open_journal
-from .recorder import STORED, Recorder, live_run, mark_lost, owner_alive
+from .recorder import IN_STORE, STORED, Recorder, live_run, mark_lost, owner_alive
 
 __all__ = ["load_run", "reader", "Restored", "restore", "build_run"]
 
@@ -122,10 +125,20 @@ def restore(row: dict, job_rows: list[dict], attempt_rows: list[dict]) -> Restor
         result, message = None, jr["message"]
         if status == FINISHED:
             result = jr["result"] if jr["result_note"] == STORED else NOT_STORED_BYTES
-            if jr["result_note"] != STORED:
+            if jr["result_note"] == IN_STORE:
+                result = ResultRef.from_json(json.loads(jr["result"]))
+            elif jr["result_note"] != STORED:
                 message = message or f"result not stored in the journal: {jr['result_note']}"
         restored.jobs[job] = JobState(status, mine, result, message)
     return restored
+
+
+def _store_of(j: Journal, restored: Restored) -> str:
+    """The store a loaded run keeps its results in: where its stored results are, else the usual place."""
+    for state in restored.jobs.values():
+        if isinstance(state.result, ResultRef):
+            return os.path.dirname(os.path.dirname(state.result.path))
+    return store_location(configured=defaults().store, journal_path=j.path)
 
 
 def build_run(j: Journal, restored: Restored) -> Run:
@@ -136,7 +149,7 @@ def build_run(j: Journal, restored: Restored) -> Run:
     machine.finish_restore()
     run = Run(
         restored.graph, {}, Detached(), args=restored.args, options=restored.options,
-        run_id=restored.run_id, machine=machine, args_blob=restored.args_blob,
+        run_id=restored.run_id, machine=machine, args_blob=restored.args_blob, store=_store_of(j, restored),
     )
     run.created = restored.created
     run.ended = restored.ended

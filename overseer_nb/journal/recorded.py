@@ -45,7 +45,7 @@ class RecordedState:
         records = run.jobs
         for job in jobs:
             rec = records[job]
-            self.jobs[job] = _Job(rec.status, [replace(a) for a in rec.attempts], rec.result_bytes, rec.message)
+            self.jobs[job] = _Job(rec.status, [replace(a) for a in rec.attempts], rec.result_data, rec.message)
 
     def machine(self, run: Run) -> tuple[RunMachine, Step]:
         """A machine in the recorded state, and the display step that shows it.

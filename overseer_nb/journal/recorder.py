@@ -52,11 +52,12 @@ if TYPE_CHECKING:
     from ..steps import Step
 
 __all__ = [
-    "Recorder", "attach", "live_run", "owner_alive", "mark_lost", "STORED", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
+    "Recorder", "attach", "live_run", "owner_alive", "mark_lost", "STORED", "IN_STORE", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
 ]
 
 
 STORED = "stored"  # result_note of a job whose result the journal holds
+IN_STORE = "in store"  # result_note of a job whose result is in the result store: ``result`` holds where (JSON)
 
 LOST = ErrorInfo(
     "KernelLost",
@@ -206,7 +207,7 @@ class Recorder:
         jobs, attempts = [], []
         for job, t in last.items():
             rec = run.jobs[job]
-            result, note = self._result(rec.result_bytes) if t.new == FINISHED else (None, None)
+            result, note = self._result(rec.result_data) if t.new == FINISHED else (None, None)
             jobs.append(self.job_row(job, t.new, t.attempt, t.message, t.at, result, note))
             attempts.extend(self.attempt_row(job, a) for a in rec.attempts if a.number in numbers[job])
         # the machine has applied the step already: idle now means the run has
@@ -249,11 +250,11 @@ class Recorder:
             clip_middle(a.stdout, cap), clip_middle(a.stderr, cap), a.task,
         )
 
-    def _result(self, blob: bytes | None) -> tuple[bytes | None, str]:
+    def _result(self, blob: Any) -> tuple[bytes | None, str]:
         if blob is None:
             return None, "no result was sent back"
-        if not isinstance(blob, bytes):
-            return None, f"the result came back as {type(blob).__name__}, not pickled bytes"
+        if not isinstance(blob, bytes):  # in the result store: the journal keeps where
+            return json.dumps(blob.to_json()).encode(), IN_STORE
         if len(blob) > self.max_result_bytes:
             return None, (
                 f"{len(blob)} bytes, over the journal's cap of {self.max_result_bytes} "

@@ -53,11 +53,17 @@ class ResultRef:
         return os.path.exists(self.path)
 
     def to_json(self) -> dict[str, Any]:
+        """What the journal keeps and an engine is sent: path, size, type and summary (JSON-able)."""
         return {"path": self.path, "nbytes": self.nbytes, "type": self.type_name, "summary": self.summary}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResultRef:
-        return cls(data["path"], int(data["nbytes"]), data.get("type", ""), data.get("summary", ""))
+        """The reference :meth:`to_json` gave (``engine`` too, if the dict has it)."""
+        return cls(data["path"], int(data["nbytes"]), data.get("type", ""), data.get("summary", ""),
+                   data.get("engine"))
+
+    def __repr__(self) -> str:
+        return f"<stored result: {self.summary or self.type_name}, {self.nbytes:,} bytes, {self.path}>"
 
 
 @dataclass(frozen=True)
