@@ -10,18 +10,17 @@ this module knows nothing of it.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
 from typing import Any, Protocol
 
 from ._run_data import DataPlane
 from ._run_loop import RunLoop, Subscriber
 from ._run_resume import check_resume_handlers, gone_from_store, still_on_the_cluster, unstored_parents
-from .errors import ArgsError, RunError
+from .errors import RunError
 from .events import Abort, Cancel, EnginesChanged, Rerun, Resume, Retry
 from .execution import Executor, connect
 from .graph import JobGraph
@@ -29,6 +28,7 @@ from .handlers import current_lifecycle
 from .machine import RunMachine
 from .options import RunOptions
 from .records import JobRecord
+from .runargs import new_run_id, pickle_args
 from .states import (
     FINISHED,
     HOLD_CLUSTER_LOST,
@@ -39,39 +39,9 @@ from .states import (
 )
 from .steps import Step
 
-__all__ = ["Run", "RunRecorder", "new_run_id", "pickle_args"]
+__all__ = ["Run", "RunRecorder"]
 
 log = logging.getLogger("overseer_nb")
-
-
-def new_run_id() -> str:
-    """A run id that sorts by time and is unique: ``20261127-191000-3fa2c1``."""
-    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-def pickle_args(args: Any) -> bytes:
-    """``args`` pickled, or :class:`ArgsError` naming what cannot be sent."""
-    if not isinstance(args, Mapping):
-        raise ArgsError(
-            f"args must be a dict of the run's arguments, got {type(args).__name__} {args!r:.60}; "
-            'e.g. args={"org": 123}'
-        )
-    import cloudpickle
-
-    try:
-        return cloudpickle.dumps(dict(args))
-    except Exception as exc:
-        bad = []
-        for key, value in args.items():
-            try:
-                cloudpickle.dumps(value)
-            except Exception:
-                bad.append(key)
-        which = f" (the value of {', '.join(map(repr, bad))})" if bad else ""
-        raise ArgsError(
-            f"args cannot be sent to the engines{which}: {exc}. Pass plain data "
-            "(numbers, strings, lists, dicts), or a path to a file the jobs open."
-        ) from exc
 
 
 class RunRecorder(Protocol):
@@ -141,12 +111,18 @@ class Run:
         # the final state from there (in a notebook, as output of the cell that waits)
         self.settle_hooks: list[Callable[[], None]] = []
 
+    @classmethod
+    def in_progress(cls) -> list[Run]:
+        """The runs of this process that are running now (their results are never pruned)."""
+        return [run for run in list(_RUNS) if run.started and not run.done]
+
     # -- starting ------------------------------------------------------------------
     def start(self) -> Run:
         """Begin running (``overseer_nb.run`` calls this); returns at once."""
         if self._started:
             return self
         self._started = True
+        _RUNS.add(self)
         self.refresh_job_options()
         self.executor.start(self.report)
         self._connect_store()
@@ -391,3 +367,4 @@ class Run:
 
 
 _WIDGET_LOCK = threading.Lock()
+_RUNS: weakref.WeakSet[Run] = weakref.WeakSet()  # runs started in this process

@@ -292,7 +292,7 @@ def test_load_unload_reload_leave_nothing_behind():
     loaded = overseer_state(ip)
     assert loaded[0] == {
         "line": ["overseer_cancel", "overseer_cluster", "overseer_resume", "overseer_retry",
-                 "overseer_run", "overseer_runs", "overseer_status"],
+                 "overseer_run", "overseer_runs", "overseer_status", "overseer_store"],
         "cell": ["overseer_graph", "overseer_handlers"],
     }
     assert len(loaded[1]) == 1 and defaults() is loaded[1][0]

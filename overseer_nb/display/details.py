@@ -34,6 +34,10 @@ _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 8
 def _result_summary(record: Any) -> str:
     if record.result_data is None:
         return ""
+    stored = record.stored
+    if stored is not None:  # in the result store: its summary, without reading the file
+        gone = "" if stored.exists() else "; its file is gone from the store (run.resume() makes it again)"
+        return f"{stored.summary or stored.type_name}  ({stored.nbytes:,} bytes, in the result store{gone})"
     try:
         text = _repr.repr(record.result)
     except Exception as exc:  # a result whose class is not importable here, for one

@@ -127,4 +127,9 @@ def cluster_text(info: dict[str, Any], default_engines: int) -> str:
     where += [f"profile {info['profile']!r}"] if info.get("profile") else []
     where += [f"cluster id {info['cluster_id']!r}"] if info.get("cluster_id") else []
     extra = f" ({', '.join(where)})" if where else ""
-    return f"{info['engines']} engines on {kind}{extra}"
+    text = f"{info['engines']} engines on {kind}{extra}"
+    if "store" in info:
+        problem = info.get("store_problem")
+        text += (f"; results stay in the store {info['store']} (every engine shares it)" if problem is None
+                 else f"; results are relayed through the kernel: {problem}")
+    return text

@@ -8,7 +8,7 @@ the displays or the notebook: execution sits under the run, above the core.
 from .cluster import LOCAL_CONTROLLER_ARGS, current_client, describe, prestart, stop_cluster, use_cluster
 from .connection import queue_status
 from .engine import engine_identity
-from .ipp import IPyParallelExecutor, connect
+from .ipp import IPyParallelExecutor, connect, store_problem
 from .processes import EngineProcess, engine_process
 from .seam import Detached, Executor, Task, outcome_from_report
 from .shipping import Shipper
@@ -22,6 +22,7 @@ __all__ = [
     "ThreadExecutor",
     "IPyParallelExecutor",
     "connect",
+    "store_problem",
     "Shipper",
     "use_cluster",
     "stop_cluster",

@@ -190,6 +190,13 @@ def describe() -> dict[str, Any]:
     return info
 
 
+def connected() -> tuple[Any, Any] | None:
+    """The default cluster's (client, cluster) if one is connected now, else None (nothing is started)."""
+    with _lock:
+        client, cluster = _state["client"], _state["cluster"]
+    return None if client is None else (client, cluster)
+
+
 def _set(client: Any, cluster: Any, *, owned: bool) -> None:
     if _state["client"] is not None and _state["client"] is not client:
         stop_cluster()

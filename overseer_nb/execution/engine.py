@@ -19,7 +19,14 @@ from typing import Any, NamedTuple, TypedDict
 
 from ..job import Job
 from ..signals import Abort, Fault
-from ..states import OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_FAULT, OUTCOME_INPUT_LOST, OUTCOME_INTERRUPTED, OUTCOME_OK
+from ..states import (
+    OUTCOME_ABORT,
+    OUTCOME_ERROR,
+    OUTCOME_FAULT,
+    OUTCOME_INPUT_LOST,
+    OUTCOME_INTERRUPTED,
+    OUTCOME_OK,
+)
 from .capture import BoundedText, FdCapture, FileSink, collapse_cr, thread_router
 from .holding import InputLost, TooLarge, keep, resolve
 from .sandbox import Sandbox, current_task

@@ -18,7 +18,7 @@ from .recovery import follow, known_tasks
 from .seam import Executor, Report, Task
 from .shipping import Shipper
 
-__all__ = ["IPyParallelExecutor", "connect"]
+__all__ = ["IPyParallelExecutor", "connect", "store_problem"]
 
 
 class IPyParallelExecutor(Executor):
@@ -127,3 +127,17 @@ def connect(
     if preflight:  # before the executor: it sends every engine a task of its own
         check_handlers_on_engine(client, graph, handlers, shipper)
     return IPyParallelExecutor(client, found, shipper=shipper)
+
+
+def store_problem(root: str) -> str | None:
+    """Why the engines of the connected default cluster cannot share the store at ``root`` (None: they can).
+
+    Also None with no cluster connected, or one without engines: nothing to ask.
+    """
+    from .cluster import connected
+
+    found = connected()
+    if found is None or not found[0].ids:
+        return None
+    client, cluster = found
+    return Connection.for_client(client, cluster).store_problem(root)

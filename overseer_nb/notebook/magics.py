@@ -230,6 +230,35 @@ class OverseerMagics(Magics):
             raise UsageError(f"--stop takes no other option, got --{', --'.join(where)}; stop first, then choose")
         print(choose_cluster(stop=a.stop, default_engines=self.settings.engines or os.cpu_count() or 1, **where))
 
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("--prune", action="store_true", help="delete stored results (of runs not in progress)")
+    @argument("--older-than", metavar="AGE", help="with --prune: runs whose newest result is older, e.g. 7d, 12h, 30m")
+    @argument("--keep-last", type=int, metavar="N", help="with --prune: keep the newest N runs")
+    @argument("--run", nargs="+", metavar="RUN_ID", help="with --prune: these runs")
+    @argument("--dry-run", action="store_true", help="with --prune: only say what would be deleted")
+    def overseer_store(self, line):
+        """Show what the result store holds per run; with --prune, delete old runs' results.
+
+        Results of a run in progress are never deleted; pruned runs stay in the
+        journal (ov.store_usage(), ov.prune()).
+
+        Example:
+
+            %overseer_store
+            %overseer_store --prune --older-than 7d --dry-run
+            %overseer_store --prune --keep-last 5
+        """
+        a = parse_argstring(self.overseer_store, line)
+        chosen = {k: v for k, v in (("--older-than", a.older_than), ("--keep-last", a.keep_last),
+                                     ("--run", a.run), ("--dry-run", a.dry_run or None)) if v is not None}
+        if not a.prune:
+            if chosen:
+                raise UsageError(f"{', '.join(chosen)} go with --prune, e.g. %overseer_store --prune --older-than 7d")
+            return self.notebook.journal("store_usage")()
+        return self.notebook.journal("prune")(a.run, older_than=a.older_than, keep_last=a.keep_last, dry_run=a.dry_run)
+
     # -- helpers ---------------------------------------------------------------------
     def _run_cell(self, cell: str) -> None:
         """Run ``cell`` as a cell of its own; ``UsageError`` if it raised (its traceback is shown)."""

@@ -21,7 +21,7 @@ from .. import journal as journal_package
 from ..api import last_run, run
 from ..display import cluster_text, retry_text
 from ..errors import ArgsError, GraphError, MissingHandlerError, OptionError, RunError
-from ..execution import describe, stop_cluster, use_cluster
+from ..execution import describe, stop_cluster, store_problem, use_cluster
 from ..graph import JobGraph
 from ..running import Run
 from .binding import Binding, bind_handlers, defined_names, python_name
@@ -220,7 +220,11 @@ def choose_cluster(*, stop: bool = False, default_engines: int = 1, **where: Any
         return f"{verb}: {cluster_text(info, 0)}"
     if where:
         use_cluster(**where)
-    return cluster_text(describe(), default_engines)
+    info = describe()
+    if info.get("connected") and info.get("engines"):
+        root = journal_package.result_store().root
+        info.update(store=root, store_problem=store_problem(root))
+    return cluster_text(info, default_engines)
 
 
 def parse_args_json(text: str) -> dict[str, Any]:

@@ -99,7 +99,10 @@ def read_result(path: str) -> Any:
     try:
         f = open(path, "rb")  # noqa: SIM115 - the map outlives the file object
     except FileNotFoundError as exc:
-        raise StoreFileError(f"the result file {path} does not exist (deleted or pruned?)") from exc
+        raise StoreFileError(
+            f"the result file {path} is not in the store (pruned, deleted, or never written because its "
+            "engine died); run.resume() runs the job again"
+        ) from exc
     with f:
         size = os.fstat(f.fileno()).st_size
         if size < len(MAGIC) + 8:
