@@ -598,3 +598,57 @@ def test_finish_restore_recomputes_readiness_and_blocking():
     step = m.retry(None, 11.0)
     assert step.selected == {"result1", "finish"}
     assert submits(step) == [("result1", 2)]  # finish waits for both parents again
+
+
+class _Stored:
+    """A stored result as the machine sees it (the store's ResultRef has the same fields)."""
+
+    def __init__(self, engine):
+        self.path, self.nbytes, self.type_name, self.summary, self.engine = "/s/start.1.ovnb", 10**9, "x", "x", engine
+
+    def load(self):
+        return "value"
+
+    def exists(self):
+        return False
+
+    def to_json(self):
+        return {"path": self.path, "nbytes": self.nbytes}
+
+
+def test_a_child_that_cannot_read_its_input_waits_while_the_parent_runs_again():
+    m = machine()
+    m.tick(0)
+    m.started("start", 1, 0, 1)
+    m.ended("start", 1, ok(_Stored(engine=0)), 2)
+    m.started("result1", 1, 1, 3)
+    m.started("result2", 1, 0, 3)
+    lost = Outcome("input_lost", message="the result of 'start' could not be read", lost_inputs=("start",))
+    step = m.ended("result1", 1, lost, 4)
+    assert ("start", "finished", "unstarted", "result lost") in moves(step)
+    assert ("result1", "started", "unstarted", "input lost") in moves(step)
+    assert submits(step) == [("start", 2)]  # the parent again; the child waits for it
+    assert m.records["result1"].attempts[-1].outcome == "lost"
+    assert m.records["result1"].display_state == "requeued" and m.records["start"].result_data is None
+    # the sibling that was out with the old input reports the same: it only goes back
+    step = m.ended("result2", 1, lost, 5)
+    assert moves(step) == [("result2", "started", "unstarted", "input lost")] and submits(step) == []
+    m.started("start", 2, 1, 6)
+    step = m.ended("start", 2, ok(b"new"), 7)
+    assert sorted(submits(step)) == [("result1", 2), ("result2", 2)]
+    assert dict(step.instructions[0].inputs) == {"start": b"new"}
+
+
+def test_results_lost_with_their_engine_run_again_and_stop_the_children_that_wait_for_them():
+    m = machine()
+    m.tick(0)
+    m.started("start", 1, 0, 1)
+    m.ended("start", 1, ok(_Stored(engine=0)), 2)
+    m.started("result1", 1, 1, 3)  # on another engine, waiting for the file
+    step = m.results_lost(["start"], 4, "engine 0 died before writing it to the result store")
+    assert ("start", "finished", "unstarted", "result lost") in moves(step)
+    assert ("result1", "started", "unstarted", "input lost") in moves(step)
+    assert Interrupt("result1", 1, 1, 5.0) in step.instructions
+    assert ("result2", 1) not in submits(step) and ("start", 2) in submits(step)
+    assert m.records["result1"].attempts[-1].error.ename == "InputLost"
+    assert m.results_lost(["finish"], 5, "not finished").transitions == []  # only finished jobs lose a result

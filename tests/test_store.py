@@ -63,7 +63,7 @@ def test_files_and_folders_are_private(tmp_path):
 
 
 def test_a_missing_or_cut_file_is_a_clear_error(tmp_path):
-    with pytest.raises(StoreFileError, match="does not exist"):
+    with pytest.raises(StoreFileError, match="is not in the store"):
         read_result(str(tmp_path / "nothing.ovnb"))
     path = tmp_path / "r.ovnb"
     roundtrip(path, np.arange(100_000))
