@@ -71,7 +71,10 @@ class DataPlane:
                 "memory": self._settings.engine_memory_bytes,
                 "hold": bool(self.run.graph.children(job)),
             }
-        return {"inputs": sent, "store": plan, "prefer": biggest.engine if biggest is not None else None}
+        if biggest is None:
+            return {"inputs": sent, "store": plan}
+        wait = biggest.nbytes >= self._settings.follow_input_bytes
+        return {"inputs": sent, "store": plan, "prefer": biggest.engine, "prefer_wait": wait}
 
     def after_step(self, step: Step) -> None:
         """Note results engines now hold; let an engine forget one once every job that needs it has started."""

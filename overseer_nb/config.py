@@ -66,6 +66,12 @@ class Overseer(Configurable):
         help="Results up to this many bytes pickled (with no large buffers) travel with the "
         "job's report instead of through the store.",
     ).tag(config=True)
+    follow_input_bytes = Int(
+        64 * 2**20,
+        help="A job whose biggest input is at least this big (bytes) waits behind one job on the "
+        "engine that holds that input rather than read it from the store on another engine; "
+        "smaller ones go there only if that engine is free.",
+    ).tag(config=True)
     engine_memory_bytes = Int(
         4 * 2**30,
         help="Bytes of stored results each engine keeps in memory for children that run "

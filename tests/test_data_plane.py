@@ -97,11 +97,11 @@ def test_a_big_result_reaches_both_children_without_passing_through_the_kernel(c
     assert stored is not None and stored.nbytes > nbytes  # the kernel holds where it is, not the bytes
     assert stored.summary == f"numpy.ndarray shape=({nbytes // 8},) dtype=float64"
     assert os.path.dirname(stored.path) == str(store / run.run_id)
+    wait_until(stored.exists, timeout=30)  # written in the background; the run did not wait for it
     assert stat.S_IMODE(os.stat(stored.path).st_mode) == 0o600
-    # placed near its input: one child ran where the parent ran (from memory), the other read the file
+    # placed near its input: a big one is worth waiting for, so both ran where it is (from memory)
     pids = engine_pids(client)
-    parent_pid = pids[run.jobs["make"].engine]
-    assert parent_pid in (left_pid, right_pid) and left_pid != right_pid
+    assert left_pid == right_pid == pids[run.jobs["make"].engine]
     # small results still travel inline
     assert isinstance(run.jobs["left"].result_data, bytes)
 
@@ -112,6 +112,24 @@ def test_a_big_result_reaches_both_children_without_passing_through_the_kernel(c
     assert read.growth < 20 * MIB
     # the run is over: no engine keeps its results in memory
     wait_until(lambda: held_on_engines(client) == [(0, 0), (0, 0)], timeout=10)
+
+
+@pytest.mark.cluster
+def test_a_child_on_another_engine_reads_the_result_from_the_store(client, tmp_path):
+    from overseer_nb.config import Overseer, set_defaults
+
+    nbytes = 100 * MIB
+    set_defaults(Overseer(follow_input_bytes=2**40))  # never wait for the engine that holds it
+    try:
+        with PeakRSS() as mem:
+            run = ov.run(GRAPH, big_handlers(nbytes), cluster=client, journal=False, store=str(tmp_path)).wait(120)
+    finally:
+        set_defaults(None)
+    assert run.succeeded, run.summary()
+    (left, left_pid), (right, right_pid) = run.results["left"], run.results["right"]
+    assert left == right == 2.0 * (nbytes // 8)
+    assert left_pid != right_pid  # one read it from its engine's memory, the other from the file
+    assert mem.growth < 50 * MIB
 
 
 @pytest.mark.cluster

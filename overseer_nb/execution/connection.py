@@ -123,11 +123,12 @@ class Connection(Watchdog, Placement):
         return bool(getattr(self.client, "_closed", False))
 
     # -- submitting ----------------------------------------------------------------
-    def submit(self, port: IPyParallelExecutor, task: Task, call: dict[str, Any], prefer: Any = None) -> None:
+    def submit(self, port: IPyParallelExecutor, task: Task, call: dict[str, Any]) -> None:
         """Send ``run_attempt(**call)`` for ``task`` to the load-balanced view.
 
-        prefer: the engine that holds the task's biggest input; the task goes
-        there if that engine runs nothing now, else to whichever is free first.
+        ``task.prefer``: the engine that holds the task's biggest input; the
+        task goes there if that engine runs nothing now (or, ``task.prefer_wait``,
+        one job), else to whichever is free first.
         On a closed or lost cluster nothing is sent: the port hears
         ``ClusterLost`` instead, and the run holds.
         """
@@ -136,10 +137,10 @@ class Connection(Watchdog, Placement):
             return
         self.ensure_watchdog()
         scratch = scratch_path(task.run_id, task.job, task.attempt)
-        view = self._view_for(prefer)
+        view = self._view_for(task.prefer, task.prefer_wait)
         ar = view.apply_async(run_attempt, scratch=scratch, **call)
         flight = _Flight(port, task, ar, scratch, call.get("capture_limit", task.max_output_chars))
-        flight.placed = prefer if view is not self.view else None
+        flight.placed = task.prefer if view is not self.view else None
         with self._lock:
             self._flights[flight.key] = flight
         ar._children[0].iopub_callbacks.append(lambda msg: self._on_iopub(flight, msg))

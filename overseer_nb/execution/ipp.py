@@ -72,7 +72,7 @@ class IPyParallelExecutor(Executor):
             on_engine=True,
             store=task.store,
         )
-        self._conn.submit(self, task, call, prefer=task.prefer)
+        self._conn.submit(self, task, call)
 
     def handlers_changed(self) -> None:
         self.shipper.forget()

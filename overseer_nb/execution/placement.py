@@ -34,14 +34,21 @@ class Placement:
         self._placed: dict[int, Any] = {}  # engine -> a view that sends tasks to it only
         self._store_checks: dict[tuple, str | None] = {}
 
-    def _view_for(self, engine: Any) -> Any:
-        """The view of ``engine`` if it is here and idle (nothing running or sent there), else the shared one."""
+    def _view_for(self, engine: Any, queue: bool = False) -> Any:
+        """The view that sends a task to ``engine``, or the shared one.
+
+        To ``engine`` if it runs nothing and nothing waits for it; with
+        ``queue``, also if one task is ahead there (a big input: waiting behind
+        one job beats reading it elsewhere, as Dask weighs a transfer).
+        """
         if engine is None or engine not in self.client.ids or engine in self._dead:
             return self.view
         with self._lock:
-            busy = any(f.engine == engine and not f.ended for f in self._flights.values())
-            busy = busy or any(f.placed == engine and not (f.started or f.ended) for f in self._flights.values())
-        if busy:
+            ahead = sum(
+                1 for f in self._flights.values()
+                if (f.engine == engine and not f.ended) or (f.placed == engine and not (f.started or f.ended))
+            )
+        if ahead > (1 if queue else 0):
             return self.view
         view = self._placed.get(engine)
         if view is None:

@@ -47,6 +47,7 @@ class Task:
     # where its result goes: {"root", "inline", "memory", "hold"} (engine.run_attempt); None: back inline
     store: Mapping[str, Any] | None = None
     prefer: Any = None  # the engine holding its biggest input: run it there if that engine is free
+    prefer_wait: bool = False  # that input is big: run it there even behind one job
 
     @property
     def id(self) -> str:
