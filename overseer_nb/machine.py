@@ -250,9 +250,21 @@ class RunMachine(UserCommands):
         self._requeue(step, job, "engine lost", at, at, outcome.message or "its engine was lost")
 
     def _on_input_lost(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
-        """A parent's stored result could not be read: the parent runs again, ``job`` waits for it."""
+        """A parent's stored result could not be read: the parent runs again, ``job`` waits for it.
+
+        Counted with the job's engine losses: an engine that can never read the
+        store (another host without the shared folder) fails the job in the end
+        instead of running its parent forever.
+        """
+        j, opts = self._jobs[job], self.options_for(job)
+        j.losses += 1
         err = outcome.error or ErrorInfo("InputLost", outcome.message)
         self._end_attempt(job, outcome, ATTEMPT_LOST, at, err)
+        if j.losses >= opts.max_engine_losses:
+            msg = (f"its input could not be read {j.losses} times (max_engine_losses={opts.max_engine_losses}); "
+                   f"last: {outcome.message}. Do all engines share the result store (OVERSEER_NB_STORE)?")
+            self._fail(step, job, "input lost too often", at, ErrorInfo("InputLost", msg), msg)
+            return
         for parent in outcome.lost_inputs:
             if parent in self._jobs and self._jobs[parent].status == FINISHED:
                 self._lose_result(step, parent, at, outcome.message)

@@ -106,7 +106,7 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (UNSTARTED, STARTED): frozenset({"engine took it", "adopted"}),
     (STARTED, FINISHED): frozenset({"returned"}),
     (STARTED, FAILED): frozenset(
-        {"exception", "timeout", "faulted too often", "engine lost too often", "not sendable"}
+        {"exception", "timeout", "faulted too often", "engine lost too often", "input lost too often", "not sendable"}
     ),
     # resume: the kernel that ran it stopped mid-job
     # input lost: a parent's stored result could not be read; the job waits for the parent to run again

@@ -652,3 +652,17 @@ def test_results_lost_with_their_engine_run_again_and_stop_the_children_that_wai
     assert ("result2", 1) not in submits(step) and ("start", 2) in submits(step)
     assert m.records["result1"].attempts[-1].error.ename == "InputLost"
     assert m.results_lost(["finish"], 5, "not finished").transitions == []  # only finished jobs lose a result
+
+
+def test_a_job_that_never_gets_its_input_fails_after_max_engine_losses():
+    m = machine(max_engine_losses=2)
+    m.tick(0)
+    lost = Outcome("input_lost", message="the result of 'start' could not be read", lost_inputs=("start",))
+    for attempt in (1, 2):
+        m.started("start", attempt, 0, attempt * 10)
+        m.ended("start", attempt, ok(_Stored(engine=0)), attempt * 10 + 1)
+        m.started("result1", attempt, 1, attempt * 10 + 2)
+        step = m.ended("result1", attempt, lost, attempt * 10 + 3)
+    assert ("result1", "started", "failed", "input lost too often") in moves(step)
+    assert "Do all engines share the result store" in m.records["result1"].message
+    assert m.records["start"].status == "finished"  # not run again for a job that gave up
