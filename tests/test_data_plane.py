@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 import overseer_nb as ov
+from overseer_nb.display import status_table
 from overseer_nb.records import UnloadableResult
 
 from conftest import wait_until
@@ -104,6 +105,8 @@ def test_a_big_result_reaches_both_children_without_passing_through_the_kernel(c
     assert left_pid == right_pid == pids[run.jobs["make"].engine]
     # small results still travel inline
     assert isinstance(run.jobs["left"].result_data, bytes)
+    # %overseer_status shows the summary, without reading the file
+    assert f"numpy.ndarray shape=({nbytes // 8},) dtype=float64, 300.0 MiB in store" in repr(status_table(run))
 
     # the value is fetched only when asked: a memory map of the file, not a copy
     with PeakRSS() as read:

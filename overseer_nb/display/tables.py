@@ -99,6 +99,8 @@ def status_table(run: Any) -> Table:
             seconds = (last.end if last.end is not None else time.time()) - last.start
             duration = f"{seconds:.1f} s" + ("" if last.end is not None else " ...")
         note = str(rec.error) if rec.error is not None else rec.message
+        if not note and rec.stored is not None:  # a result in the store: its summary, not its value
+            note = f"{rec.stored.summary or rec.stored.type_name}, {rec.stored.nbytes / 2**20:,.1f} MiB in store"
         engine = "" if rec.engine is None else str(rec.engine)
         rows.append(JobRow(job, status, str(len(rec.attempts)), engine, duration, clip_end(note, 70)))
     return Table(rows, JobRow, title=run.summary(), right_digits=False)
