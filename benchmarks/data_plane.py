@@ -110,6 +110,24 @@ def bench_overseer(mb, repeat, client, store):
     return best_of(samples)
 
 
+def engines_memory_over_runs(client, store, runs=12, mb=200):
+    """The engines' RSS after the 2nd and after the last of ``runs`` runs of an ``mb`` MiB result."""
+    import psutil
+
+    import overseer_nb as ov
+
+    pids = client[:].apply_sync(os.getpid)
+    handlers = {"parent": make, "left": child, "right": child}
+    sizes = []
+    for i in range(runs):
+        run = ov.run(GRAPH, handlers, args={"n": mb * 2**20}, cluster=client, journal=False, store=store).wait(600)
+        assert run.succeeded, run.summary()
+        time.sleep(0.2)  # the release of the run's results reaches the engines
+        if i in (1, runs - 1):
+            sizes.append(sum(psutil.Process(pid).memory_info().rss for pid in pids))
+    return sizes[0], sizes[1]
+
+
 def dask_make(n):
     return np.ones(n // 8)
 
@@ -165,6 +183,7 @@ def main() -> None:
             o = bench_overseer(mb, opts.repeat, client, store)
             fresh_memory()
             results[mb] = d, o
+        held = engines_memory_over_runs(client, store)
     finally:
         dask.close()
         dask_cluster.close()
@@ -179,6 +198,8 @@ def main() -> None:
         (dt, dm), (ot, om, durable) = results[mb]
         print(f"| {mb} MiB | {dt:.3f} s | {ot:.3f} s | {ot / dt:.2f} | {durable:.3f} s | {dm / 2**20:.0f} MiB | "
               f"{om / 2**20:.0f} MiB |")
+    print(f"engines' RSS (both) after run 2 of 12 with a 200 MiB result: {held[0] / 2**20:.0f} MiB; "
+          f"after run 12: {held[1] / 2**20:.0f} MiB ({(held[1] - held[0]) / 2**20:+.0f} MiB)")
     for mb in sizes:
         (dt, dm), (ot, om, durable) = results[mb]
         print(json.dumps({"mib": mb, "dask_s": dt, "overseer_s": ot, "ratio": ot / dt, "durable_s": durable,

@@ -22,13 +22,12 @@ import time
 import numpy as np
 import psutil
 import pytest
+from conftest import wait_until
+from test_journal_crash import kill_pids, statuses, wait_for
 
 import overseer_nb as ov
 from overseer_nb.display import status_table
 from overseer_nb.records import UnloadableResult
-
-from conftest import wait_until
-from test_journal_crash import kill_pids, statuses, wait_for
 
 GRAPH = {"make": [], "left": ["make"], "right": ["make"]}
 MIB = 2**20
@@ -217,6 +216,10 @@ def test_a_big_result_survives_a_killed_kernel_and_is_not_made_again_on_resume(c
         run_id = kernel.stdout.readline().strip()
         assert run_id, kernel.stderr.read()
         wait_for(lambda: statuses(journal, run_id).get("slow") == "started", 60, "job slow starting")
+        # the result is complete in the store (written in the background): a crash now loses nothing
+        # (one killed with its engines before that runs again on resume, as the missing-file test shows)
+        wait_for(lambda: any(n.endswith(".ovnb") for _d, _s, files in os.walk(store) for n in files), 60,
+                 "the result file being written")
         os.killpg(kernel.pid, signal.SIGKILL)
         kernel.wait(10)
     finally:
@@ -367,6 +370,7 @@ def test_engines_that_see_another_folder_get_results_relayed_and_the_run_finishe
 def test_prune_deletes_old_results_but_never_those_of_a_run_in_progress(client, tmp_path):
     journal, store, flag = str(tmp_path / "j.sqlite"), str(tmp_path / "store"), str(tmp_path / "flag")
     done = ov.run(GRAPH, big_handlers(2 * MIB), cluster=client, journal=journal, store=store).wait(60)
+    wait_until(done.jobs["make"].stored.exists, timeout=30)  # written in the background
 
     def make(job):
         import numpy
@@ -384,6 +388,7 @@ def test_prune_deletes_old_results_but_never_those_of_a_run_in_progress(client, 
                   cluster=client, journal=journal, store=store)
     try:
         wait_until(lambda: live.statuses["wait"] == "started", timeout=30)
+        wait_until(live.jobs["make"].stored.exists, timeout=30)
         usage = {row.run_id: row for row in ov.store_usage(store=store, journal=journal)}
         assert usage[live.run_id].state == "running" and usage[done.run_id].state == "done"
         assert usage[done.run_id].files == 1 and usage[done.run_id].nbytes > 2 * MIB
