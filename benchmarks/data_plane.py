@@ -110,6 +110,12 @@ def bench_overseer(mb, repeat, client, store):
     return best_of(samples)
 
 
+def _engine_busy() -> bool:
+    from overseer_nb.execution.holding import held, writing
+
+    return held() != (0, 0) or writing() > 0
+
+
 def engines_memory_over_runs(client, store, runs=12, mb=200):
     """The engines' RSS after the 2nd and after the last of ``runs`` runs of an ``mb`` MiB result."""
     import psutil
@@ -122,7 +128,8 @@ def engines_memory_over_runs(client, store, runs=12, mb=200):
     for i in range(runs):
         run = ov.run(GRAPH, handlers, args={"n": mb * 2**20}, cluster=client, journal=False, store=store).wait(600)
         assert run.succeeded, run.summary()
-        time.sleep(0.2)  # the release of the run's results reaches the engines
+        while client[:].apply_sync(_engine_busy) != [False] * len(pids):
+            time.sleep(0.02)  # the run's results released, their files written
         if i in (1, runs - 1):
             sizes.append(sum(psutil.Process(pid).memory_info().rss for pid in pids))
     return sizes[0], sizes[1]

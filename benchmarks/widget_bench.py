@@ -36,7 +36,7 @@ def layered_graph(n: int, width: int = 40, seed: int = 1) -> dict[str, list[str]
 
 def measure_layout(nodes: int) -> None:
     graph = ov.JobGraph(layered_graph(nodes))
-    render.layout_svg.cache_clear()
+    render.clear_layouts()
     t0 = time.perf_counter()
     svg = render.layout_svg(graph)
     layout = time.perf_counter() - t0

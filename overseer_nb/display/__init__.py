@@ -1,7 +1,8 @@
 """Pictures and text of a run: DOT and SVG, the live widget, the text log, tables.
 
-``dot`` holds the pure DOT source and the state colours; ``render`` runs the
-Graphviz ``dot`` program. The widget names (:class:`RunWidget`, ``display_run``,
+``dot`` holds the pure DOT source and the state colours, ``layered`` the quick
+picture of a big graph (pure Python); ``render`` runs the Graphviz ``dot``
+program, in the background for a big graph. The widget names (:class:`RunWidget`, ``display_run``,
 ``static_bundle``, ``static_picture``) are loaded on first use, so widget
 packages (anywidget, ipywidgets) are imported only when a widget is made.
 """
@@ -10,7 +11,8 @@ from typing import Any
 
 from ..errors import DotNotFoundError
 from .dot import STATE_STYLE, graph_dot, legend_svg
-from .render import graph_mimebundle, layout_svg, static_svg
+from .layered import layered_svg
+from .render import graph_mimebundle, layout_svg, picture_svg, static_svg
 from .tables import JobRow, Table, cluster_text, retry_text, status_table
 from .textlog import log_step
 
@@ -23,6 +25,8 @@ __all__ = [
     "legend_svg",
     "graph_mimebundle",
     "layout_svg",
+    "layered_svg",
+    "picture_svg",
     "static_svg",
     "Table",
     "JobRow",

@@ -1,11 +1,13 @@
 """The live graph widget of a run: ``run.widget``, ``display(run)``.
 
-The graph is laid out once (``render.layout_svg``) and its SVG sent once, in the
-``svg`` trait. After that only display states cross the wire: the run's loop
-thread hands each step's changes to the widget, which merely records them; a
-flusher thread sends them at most every ``Overseer.update_interval`` seconds as
-one custom message ``{"kind": "states", "states": {job: state}}`` plus the
-header traits. The front end (``static/widget.js``) sets ``data-state`` on the
+The graph is laid out once and its SVG sent in the ``svg`` trait. A big graph
+first gets a quick layered picture, then ``dot``'s layout once it is ready (made
+on a background thread, see :mod:`.render`), which the front end colours with
+the states it already has. Otherwise only display states cross the wire: the
+run's loop thread hands each step's changes to the widget, which merely records
+them; a flusher thread sends them at most every ``Overseer.update_interval``
+seconds as one custom message ``{"kind": "states", "states": {job: state}}``
+plus the header traits. The front end (``static/widget.js``) sets ``data-state`` on the
 existing node ``<g>`` elements; the CSS (``static/widget.css``) colours them.
 
 Messages from the front end: ``hello`` (a new view asks for all states),
@@ -20,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets as t
@@ -30,13 +32,18 @@ from ..errors import DotNotFoundError
 from ..states import DISPLAY_STATES, FINISHED
 from .details import ACTIONS, act, job_details, preview
 from .dot import legend_svg
-from .render import layout_svg, static_svg
+from .render import first_picture, static_svg
 
-__all__ = ["RunWidget", "display_run", "static_bundle", "static_picture"]
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+__all__ = ["BIG_JOBS", "RunWidget", "display_run", "static_bundle", "static_picture", "pending_bundle"]
 
 log = logging.getLogger("overseer_nb")
 
 _STATIC = Path(__file__).parent / "static"
+
+BIG_JOBS = 1000  # a bigger graph: no animation in the front end (static/widget.js BIG), no picture mid-run
 
 
 class RunWidget(anywidget.AnyWidget):
@@ -50,7 +57,9 @@ class RunWidget(anywidget.AnyWidget):
     _esm = _STATIC / "widget.js"
     _css = _STATIC / "widget.css"
 
-    svg = t.Unicode("", help="The laid-out graph; set once.").tag(sync=True)
+    svg = t.Unicode("", help="The laid-out graph; set once, or twice for a big graph.").tag(sync=True)
+    layout = t.Unicode("", help="How `svg` was laid out: 'dot' (Graphviz) or 'layered' (quick).").tag(sync=True)
+    layout_pending = t.Bool(False, help="Graphviz is laying the graph out; its picture replaces `svg`.").tag(sync=True)
     legend = t.Unicode("", help="The legend of display states (SVG).").tag(sync=True)
     run_id = t.Unicode("").tag(sync=True)
     total = t.Int(0, help="Jobs in the graph.").tag(sync=True)
@@ -61,35 +70,39 @@ class RunWidget(anywidget.AnyWidget):
     labels = t.Dict(help="Button action -> label.").tag(sync=True)
 
     def __init__(self, run: Any, *, interval: float | None = None, **kwargs: Any):
-        super().__init__(**kwargs)
         self._run = run
         self._interval = max(0.02, defaults().update_interval if interval is None else interval)
         self._lock = threading.Lock()  # guards _pending and _thread; the loop thread takes only this
-        self._send_lock = threading.RLock()  # orders snapshots after the deltas they include
+        self._send_lock = threading.RLock()  # one thread syncs at a time; snapshots after their deltas
         self._pending: dict[str, str] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
         self._static_handles: list[Any] = []
+        self._static_lock = threading.Lock()  # the saved picture is made from one thread at a time
         self._dot_error = ""
-        # subscribe before reading the states, so no change falls between the two
-        self._unsubscribe = run.subscribe(self._on_step)
-        self._states: dict[str, str] = dict(run.display_states)
+        pending = None
         try:
-            svg = layout_svg(run.graph)
+            svg, layout, pending = first_picture(run.graph)
         except DotNotFoundError as exc:
-            svg, self._dot_error = "", str(exc)
-        with self.hold_sync():
-            self.svg = svg
-            self.legend = legend_svg()
-            self.run_id = run.run_id
-            self.total = len(run.graph)
-            self.labels = dict(ACTIONS)
-            self._header(done=run.done)
+            svg, layout, self._dot_error = "", "", str(exc)
+        # The whole first state goes in the comm's opening message, so no view is drawn
+        # from defaults; a flusher started by an early step waits for the lock.
+        with self._send_lock:
+            # subscribe before reading the states, so no change falls between the two
+            self._unsubscribe = run.subscribe(self._on_step)
+            self._states: dict[str, str] = dict(run.display_states)
+            super().__init__(
+                svg=svg, layout=layout, layout_pending=pending is not None, legend=legend_svg(),
+                run_id=run.run_id, total=len(run.graph), labels=dict(ACTIONS),
+                **self._header_state(done=run.done), **kwargs,
+            )
         self.on_msg(self._on_msg)
         run.settle_hooks.append(self._settle)
         if not run.done:
             with self._lock:
                 self._start_flusher()
+        if pending is not None:
+            pending.add_done_callback(self._on_layout)
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -151,13 +164,22 @@ class RunWidget(anywidget.AnyWidget):
             if delta:
                 self.send({"kind": "states", "states": delta})
 
-    def _header(self, *, done: bool, force_elapsed: bool = True) -> None:
+    def _header_state(self, *, done: bool) -> dict[str, Any]:
         counts = Counter(self._states.values())
-        self.counts = {s: counts[s] for s in DISPLAY_STATES if counts[s]}
-        self.message = self._run.message or self._dot_error
+        return {
+            "counts": {s: counts[s] for s in DISPLAY_STATES if counts[s]},
+            "message": self._run.message or self._dot_error,
+            "elapsed": round(self._elapsed(done), 1),
+            "running": not done,
+        }
+
+    def _header(self, *, done: bool, force_elapsed: bool = True) -> None:
+        state = self._header_state(done=done)
+        self.counts = state["counts"]
+        self.message = state["message"]
         if force_elapsed or self.running != (not done):
-            self.elapsed = round(self._elapsed(done), 1)
-        self.running = not done
+            self.elapsed = state["elapsed"]
+        self.running = state["running"]
 
     def _elapsed(self, done: bool) -> float:
         run = self._run
@@ -184,14 +206,41 @@ class RunWidget(anywidget.AnyWidget):
         self._update_static()
 
     def _update_static(self) -> None:
-        if not self._static_handles:
+        with self._static_lock:
+            if not self._static_handles:
+                return
+            try:
+                bundle = static_bundle(self._run, self.states)
+                for handle in list(self._static_handles):
+                    handle.update(bundle, raw=True)
+            except Exception:
+                log.exception("overseer_nb: could not update the saved picture of run %s", self._run.run_id)
+
+    # -- from the layout thread ------------------------------------------------------------------
+    def _on_layout(self, future: Future[str]) -> None:
+        """``dot``'s layout of a big graph is ready: it replaces the layered picture.
+
+        Runs on the layout thread. The front ends keep every state they were sent
+        and colour the new picture with them; a run already done also gets its
+        saved picture redrawn.
+        """
+        if self._closed:
             return
         try:
-            bundle = static_bundle(self._run, self.states)
-            for handle in list(self._static_handles):
-                handle.update(bundle, raw=True)
-        except Exception:
-            log.exception("overseer_nb: could not update the saved picture of run %s", self._run.run_id)
+            svg = future.result()
+        except Exception as exc:
+            why = (getattr(exc, "stderr", None) or str(exc)).strip()[:300]  # dot says why on stderr
+            log.warning("overseer_nb: Graphviz could not lay out run %s: %s", self._run.run_id, why)
+            svg, self._dot_error = None, f"Graphviz could not lay the graph out ({why}); the layered picture stays"
+        with self._send_lock:  # hold_sync is not thread-safe: one thread syncs at a time
+            with self.hold_sync():
+                if svg is not None:
+                    self.svg = svg
+                    self.layout = "dot"
+                self.layout_pending = False
+                self.message = self._run.message or self._dot_error
+        if svg is not None and self._run.done:
+            self._update_static()
 
     # -- from the front end (the kernel's shell thread) -----------------------------------------
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -274,6 +323,23 @@ def static_bundle(run: Any, states: dict[str, str] | None = None) -> dict[str, s
         return {"text/plain": run.summary()}
 
 
+def pending_bundle(run: Any) -> dict[str, str]:
+    """What stands in for the saved picture of a big run still going on: one line of SVG.
+
+    It carries ``overseer-static-<run id>`` as :func:`static_picture` does, so a
+    live view hides it; the picture replaces it when the run ends.
+    """
+    import html
+
+    line = html.escape(f"Run {run.run_id}: {len(run.graph):,} jobs; the picture is saved when the run ends.")
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" class="overseer-static" width="640" height="22" viewBox="0 0 640 22">'
+        f"<desc>overseer-static-{html.escape(run.run_id)}</desc>"
+        f'<text x="4" y="15" font-size="12" font-family="sans-serif">{line}</text></svg>'
+    )
+    return {"image/svg+xml": svg, "text/plain": run.summary()}
+
+
 def _has_kernel() -> bool:
     try:
         from IPython import get_ipython
@@ -302,6 +368,12 @@ def display_run(run: Any) -> None:
         display(static_bundle(run), raw=True)
         return
     display(widget)
-    handle = display(static_bundle(run, widget.states), raw=True, display_id=True)
+    # A big graph's picture is megabytes: while the run goes on, a line stands in for it
+    # (the front end would parse it only to hide it); the run's end draws the picture.
+    placeholder = not run.done and len(run.graph) > BIG_JOBS
+    bundle = pending_bundle(run) if placeholder else static_bundle(run, widget.states)
+    handle = display(bundle, raw=True, display_id=True)
     if handle is not None:
         widget._static_handles.append(handle)
+        if placeholder and run.done:  # it ended while this was shown
+            widget._update_static()

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..store import StoreFileError, dumps_parts, read_result, result_path, write_result
 
-__all__ = ["keep", "resolve", "release", "release_run", "held", "probe_store", "InputLost", "TooLarge", "summary_of",
+__all__ = ["keep", "resolve", "release", "release_run", "held", "writing", "probe_store", "InputLost", "TooLarge", "summary_of",
            "PENDING", "FAILED"]
 
 PENDING = ".pending"
@@ -242,6 +242,12 @@ def held() -> tuple[int, int]:
     """(results, bytes) this engine holds in memory now."""
     with _lock:
         return len(_held), _bytes
+
+
+def writing() -> int:
+    """Results this engine is writing to the store now (each keeps its buffers until written)."""
+    with _lock:
+        return len(_writing)
 
 
 def probe_store(root: str, kernel_file: str, token: str) -> str:

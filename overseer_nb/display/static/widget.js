@@ -1,10 +1,13 @@
 // The live graph of an overseer_nb run (anywidget front end).
 //
-// The kernel sends the laid-out SVG once (trait `svg`) and then only state
-// changes (custom messages {kind: "states"}); this view sets `data-state` on
-// the node <g> elements it found once, and widget.css colours them. The <svg>
-// element is never replaced. User actions go to the kernel as messages.
+// The kernel sends the laid-out SVG (trait `svg`) and then only state changes
+// (custom messages {kind: "states"}); this view sets `data-state` on the node
+// <g> elements, found once per picture (a Map job -> <g>), and widget.css
+// colours them. A big graph's quick picture is replaced once, by Graphviz's
+// layout: the view keeps every state it was sent and colours the new picture
+// with them. User actions go to the kernel as messages.
 
+const BIG = 1000; // jobs: above, a picture without animation
 const BUTTONS = { retry_failed: "Retry failed", cancel: "Cancel", retry: "Retry subtree", rerun: "Rerun from here", abort: "Abort" };
 
 // Views of a run alive in this page, per run id: while one lives, the static
@@ -65,6 +68,8 @@ function render({ model, el }) {
   const runId = model.get("run_id");
   const labels = Object.assign({}, BUTTONS, model.get("labels") || {});
   el.classList.add("overseer-graph");
+  // thousands of nodes: no fill transitions or pulse, each would repaint the whole picture every frame
+  el.classList.toggle("ov-big", (model.get("total") || 0) > BIG);
   el.dataset.run = runId;
 
   const title = h("span", { class: "ov-title", text: `Run ${runId}` });
@@ -78,30 +83,57 @@ function render({ model, el }) {
   const progress = h("div", { class: "ov-progress", role: "progressbar", "aria-valuemin": "0" }, bar, barText);
   const message = h("div", { class: "ov-message", role: "status" });
   const note = h("div", { class: "ov-note", role: "status" });
+  const layoutNote = h("div", { class: "ov-layout-note" });
   const canvas = h("div", { class: "ov-canvas" });
   const panel = h("div", { class: "ov-panel", hidden: "" });
   const legend = h("div", { class: "ov-legend" });
-  el.append(header, progress, message, note, h("div", { class: "ov-body" }, canvas, panel), legend);
-
-  // the picture: inserted once, its node <g> elements indexed once
-  canvas.innerHTML = model.get("svg") || "";
+  el.append(header, progress, message, note, layoutNote, h("div", { class: "ov-body" }, canvas, panel), legend);
   legend.innerHTML = model.get("legend") || "";
-  const nodes = new Map();
-  for (const g of canvas.querySelectorAll("g[data-job]")) nodes.set(g.getAttribute("data-job"), g);
-  const states = {};
-  for (const [job, g] of nodes) states[job] = g.getAttribute("data-state");
 
+  let nodes = new Map(); // job -> its node <g> in the picture shown
+  const states = new Map(); // job -> display state: all the kernel sent, to colour a new picture
   let selected = null;
+  let previewed = []; // jobs whose nodes carry ov-preview
   let hovering = null; // {action, job} of the button under the pointer
   let elapsedAt = performance.now();
 
+  function paint(job, state) {
+    const g = nodes.get(job);
+    if (g && g.getAttribute("data-state") !== state) g.setAttribute("data-state", state);
+  }
+
+  // the picture: inserted once (twice for a big graph), its node <g> elements indexed once each time
+  function showPicture() {
+    // a big picture's labels come one frame after its boxes: the first frame shows sooner
+    const later = el.classList.contains("ov-big");
+    canvas.classList.toggle("ov-labels-later", later);
+    canvas.innerHTML = model.get("svg") || "";
+    if (later) requestAnimationFrame(() => setTimeout(() => canvas.classList.remove("ov-labels-later"), 0));
+    nodes = new Map();
+    for (const g of canvas.querySelectorAll("g[data-job]")) nodes.set(g.getAttribute("data-job"), g);
+    for (const [job, state] of states) paint(job, state);
+    if (selected) nodes.get(selected)?.classList.add("ov-selected");
+    for (const job of previewed) nodes.get(job)?.classList.add("ov-preview");
+    showLayout();
+  }
+
+  function showLayout() {
+    const layout = model.get("layout") || "";
+    el.dataset.layout = layout;
+    const n = (model.get("total") || 0).toLocaleString();
+    layoutNote.textContent = layout !== "layered" ? ""
+      : model.get("layout_pending") ? `Quick layered picture of ${n} jobs; the Graphviz layout follows.`
+        : `Layered picture of ${n} jobs (too big for a Graphviz layout).`;
+    layoutNote.hidden = !layoutNote.textContent;
+  }
+
   function applyStates(changes) {
-    for (const [job, state] of Object.entries(changes)) {
-      const g = nodes.get(job);
-      states[job] = state;
-      if (g && g.getAttribute("data-state") !== state) g.setAttribute("data-state", state);
+    for (const job in changes) {
+      const state = changes[job];
+      states.set(job, state);
+      paint(job, state);
     }
-    if (selected && selected in changes) askDetails();
+    if (selected && Object.prototype.hasOwnProperty.call(changes, selected)) askDetails();
   }
 
   function showHeader() {
@@ -192,12 +224,14 @@ function render({ model, el }) {
   // -- previews and actions ------------------------------------------------------------------
   function clearPreview() {
     el.classList.remove("ov-previewing");
-    for (const g of canvas.querySelectorAll("g.ov-preview")) g.classList.remove("ov-preview");
+    for (const job of previewed) nodes.get(job)?.classList.remove("ov-preview");
+    previewed = [];
   }
 
   function showPreview(jobs) {
     clearPreview();
     el.classList.add("ov-previewing");
+    previewed = jobs;
     for (const job of jobs) nodes.get(job)?.classList.add("ov-preview");
   }
 
@@ -272,8 +306,11 @@ function render({ model, el }) {
 
   model.on("msg:custom", onCustom);
   for (const name of ["counts", "message", "running", "elapsed", "total"]) model.on(`change:${name}`, onHeader);
+  model.on("change:svg", showPicture);
+  model.on("change:layout_pending", showLayout);
   const timer = setInterval(() => model.get("running") && showElapsed(), 1000);
   const unhide = hideStaticPicture(runId);
+  showPicture();
   showHeader();
   model.send({ kind: "hello", view: viewId }); // all states now, not only changes from here on
 
@@ -282,6 +319,8 @@ function render({ model, el }) {
     unhide();
     model.off("msg:custom", onCustom);
     for (const name of ["counts", "message", "running", "elapsed", "total"]) model.off(`change:${name}`, onHeader);
+    model.off("change:svg", showPicture);
+    model.off("change:layout_pending", showLayout);
   };
 }
 
