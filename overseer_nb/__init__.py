@@ -35,7 +35,7 @@ from .errors import (
     UnknownParentError,
 )
 from .execution import ThreadExecutor, stop_cluster, use_cluster
-from .graph import JobGraph
+from .graph import JobGraph, each
 from .handlers import handler, harness, validate_graph_handlers
 from .job import Job
 from .journal import jobs_with_status, load_run, prune, runs, store_usage
@@ -48,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "JobGraph",
+    "each",
     "Job",
     "Run",
     "JobRecord",

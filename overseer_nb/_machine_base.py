@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RunError, UnknownJobError
-from .graph import JobGraph
+from .graph import JobGraph, item_key, split_key
 from .options import RunOptions
-from .records import Attempt, ErrorInfo, JobRecord, Outcome
+from .records import Attempt, ErrorInfo, ItemOf, ItemsOf, JobRecord, Outcome
 from .states import (
     ABORTED,
     ATTEMPT_CANCELLED,
@@ -26,13 +26,16 @@ from .states import (
     FAILED,
     FINISHED,
     HOLDS,
+    ITEMS,
     OUTCOME_INTERRUPTED,
     STARTED,
     UNSTARTED,
     check_transition,
     display_state,
+    mapped_status,
 )
 from .steps import Interrupt, Step, Submit, Transition, Withdraw
+from .topology import Topology
 
 __all__ = ["MachineBase"]
 
@@ -66,15 +69,16 @@ class MachineBase:
         rng: random.Random | None = None,
     ):
         self.graph = graph
+        self.topo = Topology(graph)  # the jobs as they are now: types, gates, items once known
         self.options = options or RunOptions()
         self.job_options = dict(job_options or {})
         self.rng = rng or random.Random()
         self.cancelled = False
-        self.records = {job: JobRecord(job) for job in graph}
+        self.records = {job: JobRecord(job, mapped=self.topo.is_gate(job)) for job in graph}
         self._holds: set[str] = set()  # why nothing may be submitted now: states.HOLDS
-        self._jobs = {job: _Job(pending=len(graph.parents(job))) for job in graph}
-        self._rank = {job: i for i, job in enumerate(graph.topological_order())}
-        self._ready: set[str] = {job for job in graph if not graph.parents(job)}
+        self._jobs = {job: _Job(pending=len(self.topo.parents(job))) for job in graph}
+        self._ready: set[str] = {job for job in graph if not graph.parents(job) and not self.topo.is_gate(job)}
+        self._counts: dict[str, dict[str, int]] = {t: {} for t in graph.mapped}  # mapped type -> its items' statuses
         self._timers: list[tuple[float, str, int]] = []  # (when, job, attempt): backoffs
         self._deadlines: list[tuple[float, str, int]] = []  # timeouts of running attempts
         self._inflight: set[str] = set()  # submitted, not ended
@@ -99,8 +103,8 @@ class MachineBase:
         return min(times) if times else None
 
     def options_for(self, job: str) -> RunOptions:
-        """The options of ``job``: its type's own, else the run's."""
-        return self.job_options.get(job, self.options)
+        """The options of ``job`` (an item: of its type): its type's own, else the run's."""
+        return self.job_options.get(split_key(job)[0], self.options)
 
     # -- holds -------------------------------------------------------------------
     @property
@@ -134,9 +138,15 @@ class MachineBase:
         return bool(self._ready) and not (self.cancelled or self._holds)
 
     def _check_known(self, job: str) -> None:
-        if job not in self.graph:
-            self.graph.parents(job)  # raises UnknownJobError with a suggestion
-            raise UnknownJobError(job)
+        if job in self.topo:
+            return
+        t, i = split_key(job)
+        if i is not None and t in self.topo.items:
+            n = self.topo.items[t]
+            known = "its items are not known yet" if n is None else f"it has {n} item{'s' if n != 1 else ''}"
+            raise UnknownJobError(f"{job!r} is not an item of {t!r}: {known}")
+        self.graph.parents(t)  # raises UnknownJobError with a suggestion
+        raise UnknownJobError(job)
 
     # -- moves -------------------------------------------------------------------
     def _move(self, step: Step, job: str, new: str, reason: str, at: float, message: str = "") -> None:
@@ -150,6 +160,62 @@ class MachineBase:
         rec.message = message
         step.transitions.append(Transition(job, old, new, reason, j.attempt, at, message))
         self._note_display(step, job)
+        t, i = split_key(job)
+        if i is not None:  # an item: its type's status follows
+            counts = self._counts[t]
+            counts[old] = counts.get(old, 0) - 1
+            counts[new] = counts.get(new, 0) + 1
+            self._follow_items(step, t, at)
+
+    def _follow_items(self, step: Step, job: str, at: float) -> None:
+        """Move mapped type ``job`` to the status its items give (``states.mapped_status``)."""
+        new = mapped_status(self._counts[job], self.topo.items[job])
+        if new != self._jobs[job].status:
+            self._move(step, job, new, ITEMS, at)
+
+    # -- items -----------------------------------------------------------------------
+    def _follows_items(self, job: str) -> bool:
+        """True for a mapped type whose items are known: its status is theirs, never moved on its own."""
+        return self.topo.is_gate(job) and self.topo.items[job] is not None
+
+    def _expand(self, step: Step, job: str, count: int, at: float) -> None:
+        """Mapped ``job`` (and those mapping over it) have ``count`` items now; send what is ready."""
+        waited: set[str] = set()  # what waited for the gates: it waits for the items now (or for nothing)
+        for t in self.topo.with_items_of(job):
+            waited.update(self.topo.children(t))
+        types = self.topo.expand(job, count)
+        made: list[str] = []
+        for t in types:
+            keys = self.topo.item_keys(t)
+            step.expanded[t] = count
+            self._counts[t] = {UNSTARTED: count}
+            for i, key in enumerate(keys):
+                self._jobs[key] = _Job()
+                self.records[key] = JobRecord(t, index=i)
+            self.records[t].items = [self.records[k] for k in keys]
+            made.extend(keys)
+        waiting = set(made) | {k for k in waited if k in self.topo}
+        for key in made:
+            waiting.update(self.topo.children(key))
+        self._refresh_ready(sorted(waiting, key=self.topo.rank))
+        self._refresh_blocked(step, [*types, *made])
+        for t in types:
+            self._follow_items(step, t, at)
+
+    def _collapse(self, step: Step, job: str, at: float) -> None:
+        """Forget the items of mapped ``job`` and of the types mapping over it (its parent maps anew)."""
+        types = self.topo.with_items_of(job)
+        for key in self.topo.collapse(job):
+            self._ready.discard(key)
+            self._inflight.discard(key)
+            del self._jobs[key], self.records[key]
+            step.removed.append(key)
+        for t in types:
+            self.records[t].items = []
+            self._counts[t] = {}
+            self.records[t].message = ""
+            if self._jobs[t].status != UNSTARTED:
+                self._move(step, t, UNSTARTED, ITEMS, at)
 
     def _note_display(self, step: Step, job: str) -> None:
         state = self.display_state(job)
@@ -159,19 +225,32 @@ class MachineBase:
             step.display[job] = state
 
     def _reset(self, step: Step, selected: set[str], reason: str, at: float) -> None:
-        """Put ``selected`` back to unstarted (retry, rerun, resume) and send what is ready."""
+        """Put ``selected`` back to unstarted (retry, rerun, resume) and send what is ready.
+
+        A mapped type whose parent runs again forgets its items: it maps anew
+        when that parent finishes (the number of items may change).
+        """
         self.cancelled = False
-        order = sorted(selected, key=self._rank.__getitem__)
+        for t in self.graph.mapped:
+            parent = self.graph.each_of(t)
+            if parent in selected and parent not in self.topo.items and self.topo.items[t] is not None:
+                self._collapse(step, t, at)
+        selected = {job for job in selected if job in self.topo}
+        order = sorted(selected, key=self.topo.rank)
         for job in order:
             j = self._jobs[job]
             j.faults = j.losses = j.auto_retries = 0
             j.waiting_reason = None
+            if self._follows_items(job):
+                continue
             if j.status != UNSTARTED:
                 self.records[job].result_data = None
-                self._move(step, job, UNSTARTED, reason, at)
+                # retrying a mapped type whose parent gave no list runs that (finished) parent again
+                why = "rerun" if reason == "retry" and j.status == FINISHED else reason
+                self._move(step, job, UNSTARTED, ITEMS if self.topo.is_gate(job) else why, at)
         touched = set(selected)
         for job in selected:
-            touched.update(self.graph.children(job))
+            touched.update(self.topo.children(job))
         self._refresh_ready(touched)
         self._refresh_blocked(step, order)
         self._schedule(step, at)
@@ -180,8 +259,8 @@ class MachineBase:
         """Recount the unfinished parents of ``jobs``; those unstarted with none, not in flight, are ready."""
         for job in jobs:
             j = self._jobs[job]
-            j.pending = sum(self._jobs[p].status != FINISHED for p in self.graph.parents(job))
-            if job in self._inflight:
+            j.pending = sum(self._jobs[p].status != FINISHED for p in self.topo.parents(job))
+            if job in self._inflight or self.topo.is_gate(job):
                 continue
             if j.status == UNSTARTED and j.pending == 0:
                 self._ready.add(job)
@@ -192,11 +271,11 @@ class MachineBase:
         """Recompute ``blocked`` below ``changed`` jobs, in topological order."""
         below: set[str] = set()
         for job in changed:
-            below |= self.graph.descendants(job)
-        for job in sorted(below, key=self._rank.__getitem__):
+            below |= self.topo.descendants(job)
+        for job in sorted(below, key=self.topo.rank):
             j = self._jobs[job]
             j.blocked = any(
-                self._jobs[p].status in BAD_STATUSES or self._jobs[p].blocked for p in self.graph.parents(job)
+                self._jobs[p].status in BAD_STATUSES or self._jobs[p].blocked for p in self.topo.parents(job)
             )
             self._note_display(step, job)
 
@@ -218,10 +297,10 @@ class MachineBase:
         """Abort ``roots`` and every unfinished job below them, stopping their attempts."""
         tree = set(roots)
         for root in roots:
-            tree |= self.graph.descendants(root)
-        for job in sorted(tree, key=self._rank.__getitem__):
+            tree |= self.topo.descendants(root)
+        for job in sorted(tree, key=self.topo.rank):
             j = self._jobs[job]
-            if j.status not in (UNSTARTED, STARTED):
+            if j.status not in (UNSTARTED, STARTED) or self._follows_items(job):
                 continue
             why = reason if job in roots else "parent aborted"
             self._stop_attempt(step, job, at)
@@ -234,15 +313,53 @@ class MachineBase:
         """Send every ready job, unless the run is cancelled or held."""
         if not self._runnable():
             return
-        for job in sorted(self._ready, key=self._rank.__getitem__):
+        ready = sorted(self._ready, key=self.topo.rank)
+        held_back = self._capped(ready)
+        for job in ready:
+            if job in held_back:
+                continue
             j = self._jobs[job]
             j.attempt += 1
             j.submitted = True
             self._inflight.add(job)
             self.records[job].attempts.append(Attempt(j.attempt))
-            inputs = {p: self.records[p].result_data for p in self.graph.parents(job)}
-            step.instructions.append(Submit(job, j.attempt, inputs))
-        self._ready.clear()
+            step.instructions.append(Submit(job, j.attempt, self._inputs(job)))
+        self._ready = held_back
+
+    def _capped(self, jobs: list[str]) -> set[str]:
+        """Of ready ``jobs``, those their type's ``max_parallel`` keeps waiting now."""
+        caps = {t: self.options_for(t).max_parallel for t in {split_key(k)[0] for k in jobs}}
+        if all(c is None for c in caps.values()):
+            return set()
+        busy: dict[str, int] = {}
+        for key in self._inflight:
+            t = split_key(key)[0]
+            busy[t] = busy.get(t, 0) + 1
+        held: set[str] = set()
+        for key in jobs:
+            t = split_key(key)[0]
+            cap = caps[t]
+            if cap is not None and busy.get(t, 0) >= cap:
+                held.add(key)
+            else:
+                busy[t] = busy.get(t, 0) + 1
+        return held
+
+    def _inputs(self, job: str) -> dict[str, Any]:
+        """What ``job`` gets as ``job.inputs``, by parent type: results, an item of one, or a list of items'."""
+        t, i = split_key(job)
+        mapped_over = self.graph.each_of(t)
+        inputs: dict[str, Any] = {}
+        for p in self.graph.parents(t):
+            if p in self.topo.items:
+                if i is not None and p == mapped_over:  # element by element
+                    inputs[p] = self.records[item_key(p, i)].result_data
+                else:
+                    inputs[p] = ItemsOf(tuple(self.records[k].result_data for k in self.topo.item_keys(p)))
+            else:
+                data = self.records[p].result_data
+                inputs[p] = ItemOf(data, i) if i is not None and p == mapped_over else data
+        return inputs
 
     def _stop_attempt(self, step: Step, job: str, at: float) -> None:
         """End the current attempt of ``job`` if it is queued or running."""

@@ -14,7 +14,7 @@ from ._machine_base import MachineBase
 from .errors import JobRunningError, RunError
 from .events import Abort, Cancel, Command, Rerun, Resume, Retry
 from .records import Attempt
-from .states import ABORTED, BAD_STATUSES, FAILED, FINISHED, STARTED, UNSTARTED
+from .states import ABORTED, BAD_STATUSES, FAILED, FINISHED, STARTED, UNSTARTED, mapped_status
 from .steps import Step, Withdraw
 
 __all__ = ["UserCommands"]
@@ -44,7 +44,7 @@ class UserCommands(MachineBase):
         """
         self.hold(reason)
         step = Step()
-        for job in sorted(self._inflight, key=self._rank.__getitem__):
+        for job in sorted(self._inflight, key=self.topo.rank):
             j = self._jobs[job]
             if j.status == UNSTARTED:
                 step.instructions.append(Withdraw(job, j.attempt))
@@ -85,13 +85,13 @@ class UserCommands(MachineBase):
         ``step.selected`` is the set of job types that run again.
         """
         if job is None:
-            roots = [j for j in self.graph if self._jobs[j].status in BAD_STATUSES]
+            roots = [self._retry_root(j) for j in self.topo.keys()
+                     if self._jobs[j].status in BAD_STATUSES and not self._follows_items(j)]
         else:
             self._check_known(job)
-            roots = [job]
-            self._check_retryable(job)
+            roots = self._retry_roots(job)
         selected = self._retry_set(roots)
-        step = Step(selected=frozenset(selected))
+        step = Step(selected=self._named(selected))
         if dry_run or not selected:
             return step
         self._reset(step, selected, "retry", at)
@@ -100,7 +100,10 @@ class UserCommands(MachineBase):
     def rerun(self, job: str, at: float, *, dry_run: bool = False) -> Step:
         """Run ``job`` and all its descendants again, finished or not."""
         self._check_known(job)
-        selected = {job} | self.graph.descendants(job)
+        roots = self.topo.item_keys(job) if self._follows_items(job) else [job]
+        selected = set(roots)
+        for root in roots:
+            selected |= self.topo.descendants(root)
         busy = sorted(j for j in selected if j in self._inflight)
         if busy:
             raise JobRunningError(
@@ -108,7 +111,7 @@ class UserCommands(MachineBase):
                 f"{'is' if len(busy) == 1 else 'are'} running now. Wait for "
                 f"{'it' if len(busy) == 1 else 'them'} to end (run.wait()) or cancel the run first."
             )
-        step = Step(selected=frozenset(selected))
+        step = Step(selected=self._named(selected))
         if not dry_run:
             self._reset(step, selected, "rerun", at)
         return step
@@ -118,13 +121,13 @@ class UserCommands(MachineBase):
         step = Step()
         self.cancelled = True
         self._timers.clear()
-        for job in self.graph.topological_order():
+        for job in list(self.topo.keys()):
             j = self._jobs[job]
-            if j.status in (UNSTARTED, STARTED):
+            if j.status in (UNSTARTED, STARTED) and not self._follows_items(job):
                 self._stop_attempt(step, job, at)
                 self._move(step, job, ABORTED, "cancel", at, "the run was cancelled")
         self._ready.clear()
-        self._refresh_blocked(step, [j for j in self.graph if self._jobs[j].status == ABORTED])
+        self._refresh_blocked(step, [j for j in self.topo.keys() if self._jobs[j].status == ABORTED])
         return step
 
     def abort(self, job: str, at: float) -> Step:
@@ -136,12 +139,23 @@ class UserCommands(MachineBase):
                 f"cannot abort {job!r}: it is already {status}. Only unstarted or running "
                 "jobs can be aborted."
             )
-        step = Step(selected=frozenset({job} | self.graph.descendants(job)))
-        self._abort_tree(step, [job], "abort", at, "aborted by the user")
+        roots = [k for k in self.topo.item_keys(job) if self._jobs[k].status in (UNSTARTED, STARTED)] \
+            if self._follows_items(job) else [job]
+        tree = set(roots)
+        for root in roots:
+            tree |= self.topo.descendants(root)
+        step = Step(selected=self._named(tree))
+        self._abort_tree(step, roots, "abort", at, "aborted by the user")
         self._schedule(step, at)
         return step
 
-    def restore(self, job: str, status: str, attempts: list[Attempt], result: bytes | None, message: str = "") -> None:
+    def restore_items(self, job: str, count: int) -> None:
+        """Before :meth:`restore` of its items: mapped ``job`` had ``count`` items in the journal."""
+        self._expand(Step(), job, count, 0.0)
+        for key in self.topo.item_keys(job):
+            self._ready.discard(key)
+
+    def restore(self, job: str, status: str, attempts: list[Attempt], result: Any, message: str = "") -> None:
         """Set a job's state from a journal, before the run starts again.
 
         A job found ``started`` goes back to ``unstarted``: its attempt was lost with its kernel.
@@ -157,9 +171,17 @@ class UserCommands(MachineBase):
     def finish_restore(self) -> Step:
         """Recompute readiness and blocking after :meth:`restore` calls."""
         step = Step()
-        self._refresh_ready(self.graph)
-        self._refresh_blocked(step, list(self.graph))
-        for job in self.graph:
+        keys = list(self.topo.keys())
+        for t in self.graph.mapped:  # a mapped type's status and counts from its items
+            if self.topo.items[t] is not None:
+                counts: dict[str, int] = {}
+                for key in self.topo.item_keys(t):
+                    counts[self._jobs[key].status] = counts.get(self._jobs[key].status, 0) + 1
+                self._counts[t] = counts
+                self._jobs[t].status = self.records[t].status = mapped_status(counts, self.topo.items[t])
+        self._refresh_ready(keys)
+        self._refresh_blocked(step, keys)
+        for job in keys:
             self._note_display(step, job)
         return step
 
@@ -177,6 +199,25 @@ class UserCommands(MachineBase):
             self._reset(step, selected, "resume", at)
         return step
 
+    def _named(self, keys: set[str]) -> frozenset[str]:
+        """``keys`` as commands name them: items as ``train[3]``, other jobs by type, mapped types not at all."""
+        return frozenset(k for k in keys if not self.topo.is_gate(k))
+
+    def _retry_root(self, job: str) -> str:
+        """What retrying failed ``job`` runs first: a mapped type whose parent gave no list maps that parent anew."""
+        if self.topo.is_gate(job) and self.topo.items[job] is None:
+            return self.graph.each_of(job) or job
+        return job
+
+    def _retry_roots(self, job: str) -> list[str]:
+        if self._follows_items(job):
+            bad = [k for k in self.topo.item_keys(job) if self._jobs[k].status in BAD_STATUSES]
+            if not bad:
+                raise RunError(f"cannot retry {job!r}: none of its {self.topo.items[job]} items failed or was aborted")
+            return bad
+        self._check_retryable(job)
+        return [self._retry_root(job)]
+
     def _check_retryable(self, job: str) -> None:
         j = self._jobs[job]
         if j.status in BAD_STATUSES:
@@ -193,7 +234,7 @@ class UserCommands(MachineBase):
             )
         if j.blocked:
             culprits = sorted(
-                a for a in self.graph.ancestors(job) if self._jobs[a].status in BAD_STATUSES
+                a for a in self.topo.ancestors(job) if self._jobs[a].status in BAD_STATUSES
             )
             raise RunError(
                 f"cannot retry {job!r}: it has not run, it is blocked by "
@@ -206,13 +247,13 @@ class UserCommands(MachineBase):
         candidates: set[str] = set()
         for root in roots:
             candidates |= {
-                d for d in self.graph.descendants(root)
+                d for d in self.topo.descendants(root)
                 if self._jobs[d].status in (UNSTARTED, FAILED, ABORTED) and d not in self._inflight
             }
         # a candidate runs only if no failed/aborted ancestor outside the set keeps it blocked
         stays_blocked: set[str] = set()
-        for job in sorted(candidates - selected, key=self._rank.__getitem__):
-            for p in self.graph.parents(job):
+        for job in sorted(candidates - selected, key=self.topo.rank):
+            for p in self.topo.parents(job):
                 bad = self._jobs[p].status in BAD_STATUSES and p not in selected
                 if bad or p in stays_blocked or (self._jobs[p].blocked and p not in selected):
                     stays_blocked.add(job)

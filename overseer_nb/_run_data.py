@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .config import defaults
-from .records import StoredResult
-from .states import FINISHED, STARTED, UNSTARTED
+from .records import ItemOf, ItemsOf, StoredResult
+from .states import FINISHED, STARTED
 from .steps import Step
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ class DataPlane:
         self.wanted = root  # the store the run was given; ``root`` once the engines can use it
         self.root: str | None = None
         self.note = ""  # why results are relayed through the kernel ('' : they are not, or silently)
-        self._held: dict[str, StoredResult] = {}  # job -> its stored result an engine may hold in memory
+        # job -> its stored result an engine may hold in memory, and the jobs that will read it, not started yet
+        self._held: dict[str, tuple[StoredResult, set[str]]] = {}
         self._holding = False  # some engine may hold a result of this run
         self._settings = defaults()
 
@@ -54,22 +55,16 @@ class DataPlane:
 
     def task_fields(self, job: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The data-plane fields of ``job``'s task: inputs as the engine reads them, its store plan, placement."""
-        sent: dict[str, Any] = {}
-        biggest: StoredResult | None = None
-        for parent, data in inputs.items():
-            if data is None or isinstance(data, (bytes, bytearray)):
-                sent[parent] = data
-                continue
-            sent[parent] = data.to_json()
-            if biggest is None or data.nbytes > biggest.nbytes:
-                biggest = data
+        stored: list[StoredResult] = []
+        sent = {parent: _for_engine(data, stored) for parent, data in inputs.items()}
+        biggest = max(stored, key=lambda r: r.nbytes, default=None)
         plan = None
         if self.root is not None:
             plan = {
                 "root": self.root,
                 "inline": self._settings.store_inline_bytes,
                 "memory": self._settings.engine_memory_bytes,
-                "hold": bool(self.run.graph.children(job)),
+                "hold": bool(self.run.machine.topo.children(job)),
             }
         if biggest is None:
             return {"inputs": sent, "store": plan}
@@ -80,21 +75,24 @@ class DataPlane:
         """Note results engines now hold; let an engine forget one once every job that needs it has started."""
         if not step.transitions:
             return
-        jobs = self.run.machine.records
-        parents: set[str] = set()
+        topo, jobs = self.run.machine.topo, self.run.machine.records
+        by_engine: dict[Any, list[str]] = {}
         for t in step.transitions:
-            if t.new == FINISHED:
+            if t.new == FINISHED and t.job in jobs:
                 stored = jobs[t.job].stored
-                if stored is not None and stored.engine is not None and self.run.graph.children(t.job):
-                    self._held[t.job] = stored
+                readers = [c for c in topo.children(t.job) if not topo.is_gate(c)]
+                if stored is not None and stored.engine is not None and readers:
+                    self._held[t.job] = (stored, set(readers))
                     self._holding = True
             elif t.new == STARTED:
-                parents.update(p for p in self.run.graph.parents(t.job) if p in self._held)
-        by_engine: dict[Any, list[str]] = {}
-        for parent in parents:
-            if all(jobs[c].status != UNSTARTED for c in self.run.graph.children(parent)):
-                stored = self._held.pop(parent)
-                by_engine.setdefault(stored.engine, []).append(stored.path)
+                for parent in topo.parents(t.job):
+                    found = self._held.get(parent)
+                    if found is None:
+                        continue
+                    found[1].discard(t.job)
+                    if not found[1]:
+                        del self._held[parent]
+                        by_engine.setdefault(found[0].engine, []).append(found[0].path)
         for engine, paths in by_engine.items():
             self.run.executor.release(engine, paths)
 
@@ -112,3 +110,15 @@ class DataPlane:
             self._held.clear()
             self._holding = False
             self.run.executor.release_run(self.run.run_id)
+
+
+def _for_engine(data: Any, stored: list[StoredResult]) -> Any:
+    """An input as ``execution.holding.resolve`` reads it on the engine; stored results are noted in ``stored``."""
+    if isinstance(data, ItemOf):
+        return {"item": data.index, "of": _for_engine(data.data, stored)}
+    if isinstance(data, ItemsOf):
+        return {"items": [_for_engine(part, stored) for part in data.items]}
+    if data is None or isinstance(data, (bytes, bytearray)):
+        return data
+    stored.append(data)
+    return data.to_json()

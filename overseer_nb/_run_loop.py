@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import HandlerError
 from .events import ClusterLost, Command, Ended, EngineLost, EnginesChanged, Started
 from .execution import Task
+from .graph import split_key
 from .handlers import current_lifecycle
 from .records import ErrorInfo, Outcome
 from .states import HOLD_JOURNAL, HOLD_NO_ENGINES, OUTCOME_UNSENDABLE
@@ -288,17 +289,19 @@ class RunLoop:
 
     def _submit(self, ins: Submit) -> Step | None:
         run, job = self.run, ins.job
+        kind, index = split_key(job)  # an item of a mapped type runs its type's handler
         try:
-            handler = run.handlers[job]
+            handler = run.handlers[kind]
         except KeyError:
-            return self._unsendable(ins, ErrorInfo("MissingHandler", f"no handler for {job!r} any more"))
+            return self._unsendable(ins, ErrorInfo("MissingHandler", f"no handler for {kind!r} any more"))
         try:
-            life = current_lifecycle(job, handler)
+            life = current_lifecycle(kind, handler)
         except Exception as exc:
             return self._unsendable(ins, ErrorInfo(type(exc).__name__, str(exc)))
         opts = run.machine.options_for(job)
         task = Task(
             job=job,
+            index=index,
             attempt=ins.attempt,
             run_id=run.run_id,
             stages=(life.pre_process, life.process, life.post_process),

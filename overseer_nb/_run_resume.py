@@ -10,14 +10,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidHandlerError, RunError
+from .graph import split_key
 from .handlers import lifecycle
 from .records import NOT_STORED_BYTES
-from .states import ATTEMPT_LOST, UNSTARTED
+from .states import ATTEMPT_LOST, FINISHED, UNSTARTED
 
 if TYPE_CHECKING:
     from .running import Run
 
-__all__ = ["still_on_the_cluster", "unstored_parents", "gone_from_store", "check_resume_handlers"]
+__all__ = ["still_on_the_cluster", "unstored_parents", "unfinished_jobs", "gone_from_store", "check_resume_handlers"]
 
 
 def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
@@ -33,6 +34,21 @@ def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
     return run.executor.recover(lost) if lost else {}
 
 
+def unfinished_jobs(run: Run) -> set[str]:
+    """Every job (items by name) that did not finish; a mapped type that failed before mapping runs its parent again."""
+    topo = run.machine.topo
+    found = set()
+    for key, rec in run.jobs.items():
+        if rec.status == FINISHED:
+            continue
+        if not topo.is_gate(key):
+            found.add(key)
+        elif topo.items[key] is None:  # it failed (or was aborted) before its items were known
+            parent = run.graph.each_of(key)
+            found.add(parent if parent is not None and run.jobs[parent].status == FINISHED else key)
+    return found
+
+
 def gone_from_store(run: Run) -> set[str]:
     """Finished jobs whose result file is no longer in the result store (deleted, pruned, never written)."""
     return {job for job, rec in run.jobs.items() if rec.stored is not None and not rec.stored.exists()}
@@ -44,8 +60,8 @@ def unstored_parents(run: Run, must_run: set[str]) -> set[str]:
     stack = list(must_run)
     while stack:
         job = stack.pop()
-        for parent in run.graph.parents(job):
-            if parent in must_run or parent in extra:
+        for parent in run.machine.topo.parents(job):
+            if parent in must_run or parent in extra or run.machine.topo.is_gate(parent):
                 continue
             blob = run.jobs[parent].result_data
             if blob is None or blob == NOT_STORED_BYTES:
@@ -59,12 +75,13 @@ def check_resume_handlers(run: Run, handlers: Any, to_run: set[str]) -> None:
         raise InvalidHandlerError(
             f"handlers must be a dict of job type -> handler, got {type(handlers).__name__}"
         )
-    missing = sorted(job for job in to_run if job not in handlers)
+    types = {split_key(job)[0] for job in to_run}  # an item runs its type's handler
+    missing = sorted(job for job in types if job not in handlers)
     if missing:
         names = ", ".join(map(repr, missing))
         raise RunError(
             f"cannot resume run {run.run_id}: no handler for {names}, which must run. "
             "Pass the handlers: run.resume(handlers), a dict of job type -> function."
         )
-    for job in to_run:
+    for job in types:
         lifecycle(job, handlers[job])

@@ -1,9 +1,15 @@
-"""The job graph: job type -> parent job types, validated before anything runs."""
+"""The job graph: job type -> parent job types, validated before anything runs.
+
+A parent written ``each("grid")`` makes the job type *mapped*: one job per item
+of that parent's result, named ``train[0]``, ``train[1]``, ... (SPEC §12).
+"""
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import (
@@ -16,7 +22,43 @@ from .errors import (
 )
 from .text import clip_end
 
-__all__ = ["JobGraph"]
+__all__ = ["JobGraph", "Each", "each", "item_key", "split_key"]
+
+
+@dataclass(frozen=True)
+class Each:
+    """A parent a job type maps over: ``each("grid")`` in its parent list (see :func:`each`)."""
+
+    parent: str
+
+    def __repr__(self) -> str:
+        return f"each({self.parent!r})"
+
+
+def each(parent: str) -> Each:
+    """In a job type's parents: run one job per item of ``parent``'s result (a list, tuple or range).
+
+    ``{"grid": [], "data": [], "train": [ov.each("grid"), "data"], "best": ["train"]}``:
+    ``train[i]`` gets item ``i`` of ``grid``'s result as ``job.inputs["grid"]`` and
+    ``data``'s whole; ``best`` gets the list of every ``train[i]``'s result. Mapping
+    over a mapped type (``[ov.each("train")]``) goes item by item.
+    """
+    _check_name(parent, where="the parent of each()")
+    return Each(parent)
+
+
+_ITEM = re.compile(r"(.+)\[(\d+)\]\Z")
+
+
+def item_key(job: str, index: int) -> str:
+    """The name of item ``index`` of mapped job type ``job``: ``train[3]``."""
+    return f"{job}[{index}]"
+
+
+def split_key(key: str) -> tuple[str, int | None]:
+    """``("train", 3)`` for ``"train[3]"``; ``(key, None)`` for a job type."""
+    found = _ITEM.match(key)
+    return (found.group(1), int(found.group(2))) if found else (key, None)
 
 
 class JobGraph:
@@ -31,7 +73,7 @@ class JobGraph:
     :class:`SelfDependencyError`, :class:`JobNameError`, :class:`ParentsError`.
     """
 
-    __slots__ = ("_parents", "_children", "_order", "_depth")
+    __slots__ = ("_parents", "_children", "_order", "_depth", "_each")
 
     def __init__(self, mapping: Mapping[str, Any] | JobGraph):
         if isinstance(mapping, JobGraph):
@@ -43,9 +85,12 @@ class JobGraph:
                 'write e.g. {"start": [], "finish": ["start"]}'
             )
         self._parents: dict[str, tuple[str, ...]] = {}
+        self._each: dict[str, str] = {}  # mapped job type -> the parent it maps over
         for job, parents in mapping.items():
             _check_name(job, where="job type")
-            self._parents[job] = _check_parents(job, parents)
+            self._parents[job], mapped = _check_parents(job, parents)
+            if mapped is not None:
+                self._each[job] = mapped
         for job, parents in self._parents.items():
             for parent in parents:
                 if parent == job:
@@ -93,9 +138,28 @@ class JobGraph:
         """Every job type ``job`` depends on, directly or transitively."""
         return _reach(self._known(job), self._parents)
 
-    def to_dict(self) -> dict[str, list[str]]:
-        """The graph as a plain dict of job type -> list of parents."""
-        return {job: list(parents) for job, parents in self._parents.items()}
+    def each_of(self, job: str) -> str | None:
+        """The parent mapped job type ``job`` maps over, or None if ``job`` is not mapped."""
+        return self._each.get(self._known(job))
+
+    @property
+    def mapped(self) -> tuple[str, ...]:
+        """The mapped job types, in declaration order."""
+        return tuple(self._each)
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """The graph as a dict of job type -> list of parents (``each(...)`` where one is mapped over)."""
+        return {
+            job: [Each(p) if self._each.get(job) == p else p for p in parents]
+            for job, parents in self._parents.items()
+        }
+
+    def to_json(self) -> dict[str, list[Any]]:
+        """The graph as JSON-ready data: a parent mapped over is ``{"each": "grid"}`` (JobGraph reads it back)."""
+        return {
+            job: [{"each": p} if self._each.get(job) == p else p for p in parents]
+            for job, parents in self._parents.items()
+        }
 
     def _known(self, job: str) -> str:
         if job not in self._parents:
@@ -120,10 +184,10 @@ class JobGraph:
         return job in self._parents
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobGraph) and self._parents == other._parents
+        return isinstance(other, JobGraph) and self._parents == other._parents and self._each == other._each
 
     def __hash__(self) -> int:
-        return hash(tuple(self._parents.items()))
+        return hash((tuple(self._parents.items()), tuple(sorted(self._each.items()))))
 
     def __repr__(self) -> str:
         return f"JobGraph({self.to_dict()!r})"
@@ -151,9 +215,15 @@ def _check_name(name: object, *, where: str, job: str | None = None) -> None:
             f"{where} {name!r}{place} is empty; "
             "job types are non-empty strings, e.g. 'start' or 'process-1a'"
         )
+    if "[" in name or "]" in name:
+        raise JobNameError(
+            f"{where} {name!r}{place} contains '[' or ']', which name the items of mapped job "
+            "types (train[3]); choose a name without brackets"
+        )
 
 
-def _check_parents(job: str, parents: object) -> tuple[str, ...]:
+def _check_parents(job: str, parents: object) -> tuple[tuple[str, ...], str | None]:
+    """The parents of ``job`` as names, and the one it maps over (``each``), if any."""
     if isinstance(parents, (str, bytes)) or not isinstance(parents, (list, tuple, set, frozenset)):
         fix = f"[{parents!r}]" if isinstance(parents, str) else "[] for a job with no parents"
         raise ParentsError(
@@ -161,10 +231,23 @@ def _check_parents(job: str, parents: object) -> tuple[str, ...]:
             f"{type(parents).__name__} {_short(parents)}; write {fix}"
         )
     seen: dict[str, None] = {}
+    mapped: list[str] = []
     for parent in parents:
-        _check_name(parent, where="parent", job=job)
+        if isinstance(parent, Mapping) and set(parent) == {"each"}:  # as to_json writes it
+            parent = Each(parent["each"])
+        if isinstance(parent, Each):
+            _check_name(parent.parent, where="parent", job=job)
+            mapped.append(parent.parent)
+            parent = parent.parent
+        else:
+            _check_name(parent, where="parent", job=job)
         seen[parent] = None
-    return tuple(seen)
+    if len(mapped) > 1:
+        raise ParentsError(
+            f"job {job!r} maps over {' and '.join(map(repr, mapped))}; a job type maps over at most one "
+            f"parent (each): map over one and pass the other whole, e.g. [each({mapped[0]!r}), {mapped[1]!r}]"
+        )
+    return tuple(seen), (mapped[0] if mapped else None)
 
 
 def _topological_order(parents, children) -> tuple[tuple[str, ...], dict[str, int]]:

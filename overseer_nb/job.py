@@ -12,8 +12,11 @@ __all__ = ["Job"]
 class Job:
     """One concrete unit of work: one job type within one run.
 
-    ``inputs`` maps each parent job type to that parent's result; ``args`` are
-    the run's arguments; ``attempt`` is 1 on the first try.
+    ``inputs`` maps each parent job type to that parent's result (for an item
+    of a mapped type, the parent it maps over gives item ``index`` of its
+    result; a mapped parent taken whole gives the list of its items' results);
+    ``args`` are the run's arguments; ``attempt`` is 1 on the first try;
+    ``index`` is which item of a mapped type this job is (None otherwise).
     """
 
     id: str
@@ -22,6 +25,7 @@ class Job:
     args: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
     inputs: dict[str, Any] = field(default_factory=dict)
+    index: int | None = None
 
     def __getitem__(self, key: str) -> Any:
         """``job["args"]`` reads like Overseer's job map."""

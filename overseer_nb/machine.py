@@ -27,6 +27,7 @@ from .states import (
     ATTEMPT_LOST,
     ATTEMPT_RETRY,
     ATTEMPT_TIMEOUT,
+    FAILED,
     FINISHED,
     HOLD_CLUSTER_LOST,
     OUTCOME_ABORT,
@@ -152,7 +153,7 @@ class RunMachine(UserCommands):
         """
         step = Step()
         partial = partial or {}
-        for job in sorted(self._inflight, key=self._rank.__getitem__):
+        for job in sorted(self._inflight, key=self.topo.rank):
             j = self._jobs[job]
             named = (job, j.attempt) in partial
             if (j.status == STARTED and j.engine == engine) or (named and j.status == UNSTARTED and j.submitted):
@@ -173,9 +174,9 @@ class RunMachine(UserCommands):
         """
         step = Step()
         lost = [job for job in jobs if self._jobs[job].status == FINISHED]
-        for job in sorted(lost, key=self._rank.__getitem__):
+        for job in sorted(lost, key=self.topo.rank):
             self._lose_result(step, job, at, message)
-            for child in self.graph.children(job):
+            for child in self.topo.children(job):
                 if child in self._inflight:
                     why = f"its input {job!r} is being made again: {message}"
                     self._stop_attempt(step, child, at)
@@ -193,7 +194,7 @@ class RunMachine(UserCommands):
         """
         step = self.pause(HOLD_CLUSTER_LOST, at)
         step.instructions.clear()  # nobody to withdraw them from
-        for job in sorted(self._inflight, key=self._rank.__getitem__):
+        for job in sorted(self._inflight, key=self.topo.rank):
             j = self._jobs[job]
             lost = Outcome(OUTCOME_LOST, message=message)
             self._end_attempt(job, lost, ATTEMPT_LOST, at, ErrorInfo("ClusterLost", message))
@@ -208,11 +209,25 @@ class RunMachine(UserCommands):
         self._end_attempt(job, outcome, ATTEMPT_FINISHED, at)
         self.records[job].result_data = outcome.result
         self._move(step, job, FINISHED, "returned", at)
-        for child in self.graph.children(job):
+        for child in self.topo.children(job):
             c = self._jobs[child]
             c.pending -= 1
-            if c.pending == 0 and c.status == UNSTARTED and not c.submitted:
+            if c.pending == 0 and c.status == UNSTARTED and not c.submitted and not self.topo.is_gate(child):
                 self._ready.add(child)
+        for mapped in self.graph.children(job) if job in self.graph else ():
+            if self.graph.each_of(mapped) == job and mapped in self.topo.items:
+                self._map(step, mapped, job, outcome, at)
+
+    def _map(self, step: Step, mapped: str, parent: str, outcome: Outcome, at: float) -> None:
+        """``parent`` finished: one job of ``mapped`` per item of its result, or ``mapped`` fails."""
+        if outcome.length is None:
+            what = outcome.type_name or "a value that is no list"
+            msg = (f"{mapped!r} maps over {parent!r}, whose result is {what}, not a list, tuple or range; "
+                   f"make {parent!r} return a list (one item per job of {mapped!r})")
+            self._move(step, mapped, FAILED, "not a list", at, msg)
+            self._refresh_blocked(step, [mapped])
+            return
+        self._expand(step, mapped, outcome.length, at)
 
     def _on_fault(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         j, opts = self._jobs[job], self.options_for(job)
@@ -275,7 +290,7 @@ class RunMachine(UserCommands):
         self.records[job].result_data = None
         self._jobs[job].waiting_reason = "result lost"
         self._move(step, job, UNSTARTED, "result lost", at, f"its result was lost ({message}); it runs again")
-        self._refresh_ready([job, *self.graph.children(job)])
+        self._refresh_ready([job, *self.topo.children(job)])
 
     def _back_for_input(self, step: Step, job: str, at: float, message: str) -> None:
         """Requeue a started ``job`` whose attempt ended (or was stopped) for want of an input."""

@@ -12,7 +12,7 @@ from .errors import OptionError, UnknownOptionError
 __all__ = ["RunOptions", "JOB_OPTION_NAMES", "backoff_delay"]
 
 # Options a job type may override through its handler.
-JOB_OPTION_NAMES = ("retries", "retry_delay", "timeout", "max_faults")
+JOB_OPTION_NAMES = ("retries", "retry_delay", "timeout", "max_faults", "max_parallel")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class RunOptions:
     max_result_bytes: largest result (pickled size) a job may return; None: no cap.
     max_output_chars: characters of each attempt's stdout and of its stderr kept
     where it runs (the first and last halves, with a marker between).
+    max_parallel: most jobs of one type (mapped or not) out at once; None: no cap.
     """
 
     retries: int = 0
@@ -42,6 +43,7 @@ class RunOptions:
     kill_grace: float = 5.0
     max_result_bytes: int | None = None
     max_output_chars: int = 1_000_000
+    max_parallel: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -63,15 +65,17 @@ class RunOptions:
         return self.with_changes(**overrides) if overrides else self
 
 
-_INTS = {"retries": 0, "max_faults": 1, "max_engine_losses": 1, "max_result_bytes": 1, "max_output_chars": 2}
+_INTS = {"retries": 0, "max_faults": 1, "max_engine_losses": 1, "max_result_bytes": 1, "max_output_chars": 2,
+         "max_parallel": 1}
+_MAY_BE_NONE = ("timeout", "max_result_bytes", "max_parallel")
 
 
 def _check(name: str, value: Any) -> None:
-    if name in _INTS and not (name == "max_result_bytes" and value is None):
+    if name in _INTS and not (name in _MAY_BE_NONE and value is None):
         if isinstance(value, bool) or not isinstance(value, int) or value < _INTS[name]:
             raise OptionError(f"{name} must be a whole number >= {_INTS[name]}, got {value!r}")
         return
-    if name in ("timeout", "max_result_bytes") and value is None:
+    if name in _MAY_BE_NONE and value is None:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):

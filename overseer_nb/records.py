@@ -10,7 +10,7 @@ from .states import FINISHED, UNSTARTED
 
 __all__ = [
     "ErrorInfo", "Attempt", "JobRecord", "Outcome", "NOT_STORED", "NOT_STORED_BYTES", "UnloadableResult",
-    "StoredResult", "ResultData",
+    "StoredResult", "ResultData", "ItemOf", "ItemsOf",
 ]
 
 
@@ -38,6 +38,21 @@ class StoredResult(Protocol):
 # A finished job's result as a run holds it: its pickle (a small result, or one
 # relayed through the kernel), a StoredResult, or None (no result).
 ResultData = bytes | StoredResult | None
+
+
+@dataclass(frozen=True)
+class ItemOf:
+    """An input that is item ``index`` of a parent's result (what an item of a mapped type gets)."""
+
+    data: Any  # the parent's ResultData
+    index: int
+
+
+@dataclass(frozen=True)
+class ItemsOf:
+    """An input that is the list of a mapped parent's items' results, in order."""
+
+    items: tuple[Any, ...]  # each item's ResultData
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,8 @@ class Outcome:
     started: float | None = None
     ended: float | None = None
     lost_inputs: tuple[str, ...] = ()
+    length: int | None = None  # len() of a result that is a list, tuple or range (None: it is not one)
+    type_name: str = ""  # the result's type, for the message when a mapped type needs a list
 
 
 @dataclass
@@ -131,7 +148,12 @@ class UnloadableResult:
 
 @dataclass
 class JobRecord:
-    """Everything known about one job of a run (a live view while the run goes on)."""
+    """Everything known about one job of a run (a live view while the run goes on).
+
+    An item of a mapped type has its ``index`` (``train[3]``: type ``train``,
+    index 3). A mapped type itself (``mapped``) lists its ``items`` once they are
+    known; its status sums theirs up and its result is the list of theirs.
+    """
 
     type: str
     status: str = UNSTARTED
@@ -139,10 +161,23 @@ class JobRecord:
     attempts: list[Attempt] = field(default_factory=list)
     message: str = ""
     result_data: ResultData = field(default=None, repr=False)
+    index: int | None = None
+    mapped: bool = False
+    items: list[JobRecord] = field(default_factory=list, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The job's name in ``run.jobs``: its type, or ``type[index]`` for an item."""
+        return self.type if self.index is None else f"{self.type}[{self.index}]"
 
     @property
     def result(self) -> Any:
-        """The job's result (None unless finished), read from the store if it is kept there."""
+        """The job's result (None unless finished), read from the store if it is kept there.
+
+        A mapped type's result is the list of its items' results.
+        """
+        if self.mapped:
+            return [item.result for item in self.items] if self.status == FINISHED else None
         data = self.result_data
         if self.status != FINISHED or data is None:
             return None

@@ -19,7 +19,13 @@ from typing import Any, Protocol
 
 from ._run_data import DataPlane
 from ._run_loop import RunLoop, Subscriber
-from ._run_resume import check_resume_handlers, gone_from_store, still_on_the_cluster, unstored_parents
+from ._run_resume import (
+    check_resume_handlers,
+    gone_from_store,
+    still_on_the_cluster,
+    unfinished_jobs,
+    unstored_parents,
+)
 from .errors import RunError
 from .events import Abort, Cancel, EnginesChanged, Rerun, Resume, Retry
 from .execution import Executor, connect
@@ -173,27 +179,30 @@ class Run:
 
     @property
     def jobs(self) -> dict[str, JobRecord]:
-        """Job type -> :class:`JobRecord` (live)."""
+        """Job -> :class:`JobRecord` (live): every job type, and each item of a mapped one (``"train[3]"``)."""
         return self.machine.records
 
     @property
     def statuses(self) -> dict[str, str]:
-        """Job type -> stored status."""
-        return {job: rec.status for job, rec in self.machine.records.items()}
+        """Job type -> stored status (a mapped type's sums up its items')."""
+        records = self.machine.records
+        return {job: records[job].status for job in self.graph}
 
     @property
     def display_states(self) -> dict[str, str]:
         """Job type -> display state (adds blocked, retrying, requeued)."""
-        return {job: rec.display_state for job, rec in self.machine.records.items()}
+        records = self.machine.records
+        return {job: records[job].display_state for job in self.graph}
 
     @property
     def results(self) -> dict[str, Any]:
-        """Job type -> result, for finished jobs."""
-        return {job: rec.result for job, rec in self.machine.records.items() if rec.status == FINISHED}
+        """Job type -> result, for finished ones (a mapped type's: the list of its items' results)."""
+        records = self.machine.records
+        return {job: records[job].result for job in self.graph if records[job].status == FINISHED}
 
     def counts(self) -> Counter:
-        """How many jobs are in each display state."""
-        return Counter(rec.display_state for rec in self.machine.records.values())
+        """How many jobs are in each display state (each item of a mapped type is one job)."""
+        return Counter(rec.display_state for rec in self.machine.records.values() if not rec.mapped)
 
     @property
     def done(self) -> bool:
@@ -203,7 +212,7 @@ class Run:
     @property
     def succeeded(self) -> bool:
         """True when every job finished."""
-        return all(rec.status == FINISHED for rec in self.machine.records.values())
+        return all(status == FINISHED for status in self.statuses.values())
 
     def wait(self, timeout: float | None = None) -> Run:
         """Block until nothing can progress; return the run.
@@ -272,7 +281,8 @@ class Run:
             self.recorder.check_owner(self)
         statuses = self.statuses
         gone = gone_from_store(self)  # finished, but their result file is gone: they run again
-        unfinished = {job for job, status in statuses.items() if status != FINISHED} | gone
+        statuses = {key: rec.status for key, rec in self.jobs.items()}  # items too, by name
+        unfinished = unfinished_jobs(self) | gone
         if not unfinished:
             self.message = "nothing to resume: every job finished"
             return self

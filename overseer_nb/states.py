@@ -46,6 +46,8 @@ __all__ = [
     "ATTEMPT_CANCELLED",
     "ATTEMPT_OUTCOMES",
     "TRANSITIONS",
+    "ITEMS",
+    "mapped_status",
     "check_transition",
     "display_state",
 ]
@@ -113,7 +115,8 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (STARTED, UNSTARTED): frozenset({"fault", "engine lost", "automatic retry", "resume", "input lost"}),
     (STARTED, ABORTED): frozenset({"abort", "cancel", "parent aborted"}),
     (UNSTARTED, ABORTED): frozenset({"abort", "cancel", "parent aborted"}),
-    (UNSTARTED, FAILED): frozenset({"not sendable"}),
+    # not a list: a mapped type's parent returned something that has no items
+    (UNSTARTED, FAILED): frozenset({"not sendable", "not a list"}),
     (FAILED, UNSTARTED): frozenset({"retry", "rerun", "resume"}),
     (ABORTED, UNSTARTED): frozenset({"retry", "rerun", "resume"}),
     # resume: its result was not journaled and a child that must run needs it;
@@ -121,10 +124,31 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (FINISHED, UNSTARTED): frozenset({"rerun", "resume", "result lost"}),
 }
 
+# The reason of every move of a mapped job type's own status: it follows its items (mapped_status).
+ITEMS = "items"
+
 # Why an unstarted job is waiting, as the display shows it.
 _WAITING_DISPLAY = {
     "fault": RETRYING, "automatic retry": RETRYING, "engine lost": REQUEUED, "input lost": REQUEUED, "result lost": REQUEUED,
 }
+
+
+def mapped_status(counts: dict[str, int], items: int | None) -> str:
+    """The status of a mapped job type whose items have the statuses ``counts`` (status -> how many).
+
+    failed if an item failed, else aborted if one was aborted, else finished
+    when all finished (none: finished with ``[]``), else started if one runs,
+    else unstarted; unstarted while the items are not known (``items`` None).
+    """
+    if items is None:
+        return UNSTARTED
+    if counts.get(FAILED):
+        return FAILED
+    if counts.get(ABORTED):
+        return ABORTED
+    if counts.get(FINISHED, 0) == items:
+        return FINISHED
+    return STARTED if counts.get(STARTED) or counts.get(FINISHED) else UNSTARTED
 
 
 def check_transition(old: str, new: str, reason: str, *, job: str | None = None) -> None:
@@ -132,6 +156,8 @@ def check_transition(old: str, new: str, reason: str, *, job: str | None = None)
 
     ``job`` names the job in the message.
     """
+    if reason == ITEMS and old != new and old in STATUSES and new in STATUSES:
+        return  # a mapped type follows its items, whatever they do
     allowed = TRANSITIONS.get((old, new))
     who = "a job" if job is None else f"job {job!r}"
     if allowed is None:

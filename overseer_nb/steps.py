@@ -56,9 +56,11 @@ class Step:
     display: dict[str, str] = field(default_factory=dict)
     instructions: list[Submit | Interrupt | Withdraw] = field(default_factory=list)
     selected: frozenset[str] = frozenset()
+    expanded: dict[str, int] = field(default_factory=dict)  # mapped type -> its items, now known
+    removed: list[str] = field(default_factory=list)  # items forgotten (their type maps anew)
 
     def __bool__(self) -> bool:
-        return bool(self.transitions or self.display or self.instructions)
+        return bool(self.transitions or self.display or self.instructions or self.expanded or self.removed)
 
     def absorb(self, later: Step) -> None:
         """Append ``later`` to this step (its display states win)."""
@@ -66,3 +68,8 @@ class Step:
         self.display.update(later.display)
         self.instructions.extend(later.instructions)
         self.selected = self.selected | later.selected
+        # items forgotten after they were made known in this batch: nothing to record of them
+        gone = {key.rsplit("[", 1)[0] for key in later.removed}
+        self.expanded = {t: n for t, n in self.expanded.items() if t not in gone}
+        self.removed.extend(later.removed)  # recorded first, then what became known
+        self.expanded.update(later.expanded)

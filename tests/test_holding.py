@@ -43,7 +43,17 @@ def test_small_results_come_back_inline_and_big_ones_as_a_reference(tmp_path):
     holding.release([ref["path"]])
     back = holding.resolve("make", ref)  # now from the file, memory-mapped
     assert back is not big and np.array_equal(back, big)
+    assert holding.held()[0] == 1 and holding.resolve("make", ref) is back  # kept for the next job here
+    holding.release([ref["path"]])
     assert holding.held() == (0, 0)
+
+
+def test_items_and_lists_of_inputs(tmp_path):
+    _data, ref = keep(list(range(100_000)), tmp_path)
+    assert holding.resolve("grid", {"item": 7, "of": ref}) == 7
+    small, _ = keep([10, 20, 30], tmp_path, job="small")
+    assert holding.resolve("grid", {"item": 2, "of": small}) == 30
+    assert holding.resolve("train", {"items": [small, {"item": 1, "of": small}, None]}) == [[10, 20, 30], 20, None]
 
 
 def test_a_result_no_child_needs_is_not_held(tmp_path):

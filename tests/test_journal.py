@@ -229,10 +229,10 @@ def test_write_failure_mid_run_holds_the_run(tmp_path, monkeypatch):
     path = str(tmp_path / "j.sqlite")
     real = sql.write_step
 
-    def failing(conn, run_id, owner, at, active, transitions, jobs, attempts):
+    def failing(conn, run_id, owner, at, active, transitions, jobs, attempts, *items):
         if any(t[1] == "b" for t in transitions):
             raise sqlite3.OperationalError("disk I/O error")
-        return real(conn, run_id, owner, at, active, transitions, jobs, attempts)
+        return real(conn, run_id, owner, at, active, transitions, jobs, attempts, *items)
 
     monkeypatch.setattr(sql, "write_step", failing)
     spy = spy_executor()
@@ -248,10 +248,10 @@ def test_a_refused_write_shows_only_what_was_recorded_and_resume_goes_on(tmp_pat
     real = sql.write_step
     refuse = {"on": True}
 
-    def failing(conn, run_id, owner, at, active, transitions, jobs, attempts):
+    def failing(conn, run_id, owner, at, active, transitions, jobs, attempts, *items):
         if refuse["on"] and any(t[1] == "b" and t[3] == "finished" for t in transitions):
             raise sqlite3.OperationalError("database or disk is full")
-        return real(conn, run_id, owner, at, active, transitions, jobs, attempts)
+        return real(conn, run_id, owner, at, active, transitions, jobs, attempts, *items)
 
     monkeypatch.setattr(sql, "write_step", failing)
     ran = []

@@ -388,3 +388,36 @@ def test_every_configuration_option_has_help():
     traits = Overseer.class_traits(config=True)
     assert {"engines", "max_faults", "timeout", "journal", "update_interval"} <= set(traits)
     assert all(len(trait.help) > 10 for trait in traits.values()), [n for n, t in traits.items() if not t.help]
+
+
+@pytest.mark.cluster
+def test_a_mapped_type_in_cells_status_rows_and_an_item_retried_by_name(nb, capsys):
+    cell(nb, """%%overseer_graph sweep\ngrid:\ntrain: each grid\nbest: train""")
+    assert nb.user_ns["sweep"].each_of("train") == "grid"
+    cell(nb, """%%overseer_handlers sweep
+BROKEN = {2}
+
+def grid(job):
+    return [1, 2, 3, 4]
+
+def train(job):
+    if job.index in BROKEN:
+        raise ValueError("broken item")
+    return job.inputs["grid"] * 10
+
+def best(job):
+    return sum(job.inputs["train"])
+""")
+    run = cell(nb, "%overseer_run sweep --wait")
+    assert run.statuses["train"] == "failed"
+    table = str(cell(nb, "%overseer_status"))
+    assert "3/4 items finished; 1 failed" in table and "train[2]" not in table
+    items = str(cell(nb, "%overseer_status --items train"))
+    assert "train[2]" in items and "broken item" in items and "train[3]" in items
+    assert "not a mapped job type" in usage_error(nb, "%overseer_status --items best")
+    cell(nb, "BROKEN = set()")
+    capsys.readouterr()
+    cell(nb, "%overseer_retry train[2]")
+    assert "retrying train[2], best" in capsys.readouterr().out
+    run.wait(60)
+    assert run.succeeded and run.results["best"] == 100

@@ -82,17 +82,29 @@ class JobRow:
         return (self.job, self.status, self.attempts, self.engine, self.duration, self.note)
 
 
-def status_table(run: Any) -> Table:
-    """One :class:`JobRow` per job of ``run``, in graph order, under the run's summary line.
+def status_table(run: Any, items: str | None = None) -> Table:
+    """One :class:`JobRow` per job type of ``run``, in graph order, under the run's summary line.
 
     The status column shows the stored status, with the display state after
     it when they differ (``unstarted (blocked)``); the note is the job's error
-    or message, shortened.
+    or message, shortened. A mapped type is one row counting its items by
+    state; ``items``: one row per item of that mapped type instead.
     """
     rows = []
-    for job in run.graph.topological_order():
+    if items is not None:
+        rec = run.jobs[items] if items in run.jobs else None
+        if rec is None or not rec.mapped:
+            mapped = ", ".join(j for j in run.graph if run.jobs[j].mapped) or "none"
+            raise KeyError(f"{items!r} is not a mapped job type of this run (mapped types: {mapped})")
+        keys = [item.key for item in rec.items]
+    else:
+        keys = list(run.graph.topological_order())
+    for job in keys:
         rec = run.jobs[job]
         status = rec.status if rec.display_state == rec.status else f"{rec.status} ({rec.display_state})"
+        if rec.mapped:
+            rows.append(JobRow(job, status, "", "", "", _item_counts(rec)))
+            continue
         last = rec.attempts[-1] if rec.attempts else None
         duration = ""
         if last is not None and last.start is not None:
@@ -106,11 +118,22 @@ def status_table(run: Any) -> Table:
     return Table(rows, JobRow, title=run.summary(), right_digits=False)
 
 
+def _item_counts(rec: Any) -> str:
+    if not rec.items:
+        return rec.message or ("no items" if rec.status == "finished" else "items not known yet")
+    counts: dict[str, int] = {}
+    for item in rec.items:
+        counts[item.display_state] = counts.get(item.display_state, 0) + 1
+    done = counts.get("finished", 0)
+    rest = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if state != "finished")
+    return f"{done}/{len(rec.items)} items finished" + (f"; {rest}" if rest else "")
+
+
 def retry_text(run: Any, selected: set[str], *, rerun: bool = False, dry_run: bool = False) -> str:
     """The line ``%overseer_retry`` prints: which jobs run again, in graph order."""
     if not selected:
         return f"nothing to retry in run {run.run_id}: no job failed or was aborted"
-    jobs = ", ".join(j for j in run.graph.topological_order() if j in selected)
+    jobs = ", ".join(j for j in run.machine.topo.keys() if j in selected)  # items by name, in order
     verb = "rerun" if rerun else "retry"
     if dry_run:
         return f"would {verb} {jobs} (dry run: nothing changed)"

@@ -62,6 +62,8 @@ class AttemptReport(TypedDict):
     result: bytes | None
     result_ref: dict[str, Any] | None
     lost_inputs: list[str]
+    length: int | None
+    type_name: str
     error: ErrorReport | None
     message: str
     silent: bool
@@ -81,11 +83,14 @@ class _End(NamedTuple):
     silent: bool = False
     result_ref: dict[str, Any] | None = None
     lost_inputs: tuple[str, ...] = ()
+    length: int | None = None
+    type_name: str = ""
 
 
 def run_attempt(
     *,
     job: str,
+    index: int | None = None,
     job_id: str,
     attempt: int,
     run_id: str,
@@ -126,15 +131,15 @@ def run_attempt(
     """
     started = time.time()
     if on_engine:
-        return _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, capture_limit,
-                              scratch, started, store)
+        return _run_on_engine(job, index, job_id, attempt, run_id, stages, args, inputs, max_result_bytes,
+                              capture_limit, scratch, started, store)
     stdout, stderr = thread_router("stdout"), thread_router("stderr")
     out = BoundedText(capture_limit, stdout.fallback)
     err = BoundedText(capture_limit, stderr.fallback)
     end = None
     try:
         with stdout.capture(out), stderr.capture(err):
-            end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store)
+            end = _run_stages(job, index, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store)
     except BaseException as exc:  # noqa: BLE001 - every outcome is reported, never raised
         end = end or _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
     out.flush()
@@ -142,7 +147,8 @@ def run_attempt(
     return _report(end, collapse_cr(out.getvalue()), collapse_cr(err.getvalue()), started)
 
 
-def _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, limit, scratch, started, store):
+def _run_on_engine(job, index, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, limit, scratch,
+                   started, store):
     task = current_task()
     if task.withdrawn or withdrawn(scratch):
         why = "the kernel withdrew this attempt before it started; its handler did not run"
@@ -160,7 +166,7 @@ def _run_on_engine(job, job_id, attempt, run_id, stages, args, inputs, max_resul
     end = None
     try:
         with Sandbox(task, crash_file=crash_file), capture, stdout.capture(out), stderr.capture(err):
-            end = _run_stages(job, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store)
+            end = _run_stages(job, index, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store)
     except BaseException as exc:  # noqa: BLE001 - an interrupt after the stages ended keeps their outcome
         end = end or _End(OUTCOME_ERROR, error=_error(exc, evalue=f"{exc} (while running {job!r})"))
     out.flush()
@@ -178,6 +184,8 @@ def _report(end: _End, stdout: str, stderr: str, started: float) -> AttemptRepor
         result=end.result,
         result_ref=end.result_ref,
         lost_inputs=list(end.lost_inputs),
+        length=end.length,
+        type_name=end.type_name,
         error=end.error,
         message=end.message,
         silent=end.silent,
@@ -188,7 +196,8 @@ def _report(end: _End, stdout: str, stderr: str, started: float) -> AttemptRepor
     )
 
 
-def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store) -> _End:
+def _run_stages(job_name, index, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store) -> _End:
+    job_type = job_name if index is None else job_name[: job_name.rindex("[")]
     try:
         pre, process, post = _load_stages(stages)
         job_args = _unpickled(args)
@@ -207,7 +216,7 @@ def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_res
             OUTCOME_ERROR,
             error=_error(exc, evalue=f"the handler of {job_type!r} or its inputs cannot be loaded on the engine: {exc}; {fix}"),
         )
-    job = Job(job_id, job_type, run_id, job_args, attempt, loaded)
+    job = Job(job_id, job_type, run_id, job_args, attempt, loaded, index)
     try:
         if pre is not None:
             new_job = pre(job)
@@ -223,7 +232,13 @@ def _run_stages(job_type, job_id, attempt, run_id, stages, args, inputs, max_res
         return _End(OUTCOME_INTERRUPTED, error=_error(exc, evalue="the job was interrupted"))
     except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this job
         return _End(OUTCOME_ERROR, error=_error(exc))
-    return _pack_result(job_type, result, max_result_bytes, store, run_id, attempt)
+    end = _pack_result(job_name, result, max_result_bytes, store, run_id, attempt)
+    if end.kind != OUTCOME_OK:
+        return end
+    kind = type(result)
+    length = len(result) if isinstance(result, (list, tuple, range)) else None
+    return end._replace(length=length, type_name=kind.__name__ if kind.__module__ == "builtins"
+                        else f"{kind.__module__}.{kind.__qualname__}")
 
 
 def _pack_result(job_type: str, result: Any, max_result_bytes: int | None, store: Mapping[str, Any] | None,

@@ -163,11 +163,24 @@ def _shrink(bound: int | None) -> None:
 def resolve(job: str, inp: Any) -> Any:
     """The value of input ``job``: inline pickled bytes, a store reference (a dict with ``path``), or a value.
 
-    Raises :class:`InputLost` if a stored result cannot be read: its write
-    failed, or its writer died before the file was complete.
+    ``{"item": i, "of": input}``: item ``i`` of that input (an item of a mapped
+    type); ``{"items": [input, ...]}``: the list of those inputs' values (a
+    mapped parent taken whole). A stored value read from the file is kept in
+    memory for the next job here that needs it (items of one mapped type share
+    their parent). Raises :class:`InputLost` if a stored result cannot be read:
+    its write failed, or its writer died before the file was complete.
     """
     if not isinstance(inp, dict):
         return pickle.loads(inp) if isinstance(inp, (bytes, bytearray)) else inp
+    if "items" in inp:
+        return [resolve(job, part) for part in inp["items"]]
+    if "item" in inp:
+        return resolve(job, inp["of"])[inp["item"]]
+    value = _read(job, inp)
+    return value
+
+
+def _read(job: str, inp: dict) -> Any:
     path = inp["path"]
     with _lock:
         found = _held.get(path)
@@ -180,7 +193,9 @@ def resolve(job: str, inp: Any) -> Any:
     delay = 0.002
     while True:
         try:
-            return read_result(path)
+            value = read_result(path)
+            _hold(path, value, int(inp.get("nbytes", 0)), _bound[0])
+            return value
         except StoreFileError as exc:
             why = _why_missing(path)
             if why:

@@ -61,6 +61,7 @@ class IPyParallelExecutor(Executor):
         """Send ``task`` with its stages pickled (once per distinct set of functions) and its args pickled."""
         call = dict(
             job=task.job,
+            index=task.index,
             job_id=task.id,
             attempt=task.attempt,
             run_id=task.run_id,

@@ -35,7 +35,7 @@ class Task:
     distinct set of functions) and sends ``args_blob``.
     """
 
-    job: str
+    job: str  # the job's name: its type, or ``train[3]`` for an item of a mapped type
     attempt: int
     run_id: str
     stages: tuple[Any, Any, Any]  # (pre_process, process, post_process) as they are now
@@ -48,6 +48,7 @@ class Task:
     store: Mapping[str, Any] | None = None
     prefer: Any = None  # the engine holding its biggest input: run it there if that engine is free
     prefer_wait: bool = False  # that input is big: run it there even behind one job
+    index: int | None = None  # an item of a mapped type: which one (``job.index``)
 
     @property
     def id(self) -> str:
@@ -139,6 +140,8 @@ def outcome_from_report(report: AttemptReport, engine: Any) -> Outcome:
         kind=report["kind"],
         result=ResultRef.from_json({**ref, "engine": engine}) if ref else report["result"],
         lost_inputs=tuple(report.get("lost_inputs") or ()),
+        length=report.get("length"),
+        type_name=report.get("type_name", ""),
         error=ErrorInfo(err["ename"], err["evalue"], err["traceback"]) if err else None,
         message=report["message"],
         silent=report["silent"],

@@ -35,6 +35,7 @@ class ThreadExecutor(Executor):
             self.report(Started(task.job, task.attempt, engine, time.time()))
             report = run_attempt(
                 job=task.job,
+                index=task.index,
                 job_id=task.id,
                 attempt=task.attempt,
                 run_id=task.run_id,
@@ -43,6 +44,7 @@ class ThreadExecutor(Executor):
                 inputs=task.inputs,
                 max_result_bytes=task.max_result_bytes,
                 capture_limit=task.max_output_chars,
+                store=task.store,
             )
             self.report(Ended(task.job, task.attempt, outcome_from_report(report, engine), time.time()))
 

@@ -18,12 +18,12 @@ from typing import Any
 from ..config import defaults
 from ..errors import JournalError, RunError
 from ..execution import Detached
-from ..graph import JobGraph
+from ..graph import JobGraph, split_key
 from ..machine import RunMachine
 from ..options import RunOptions
 from ..records import NOT_STORED_BYTES, Attempt, ErrorInfo
 from ..running import Run
-from ..states import FINISHED, STARTED
+from ..states import FINISHED, STARTED, UNSTARTED
 from ..store import ResultRef, store_location
 from . import sql
 from .file import Journal, open_journal
@@ -87,6 +87,7 @@ class Restored:
     owner_host: str = ""
     jobs: dict[str, JobState] = field(default_factory=dict)
     rows: dict[str, tuple[str, int]] = field(default_factory=dict)  # job -> (status, attempt) as recorded
+    items: dict[str, int] = field(default_factory=dict)  # mapped type -> its items, as recorded
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,8 +118,11 @@ def restore(row: dict, job_rows: list[dict], attempt_rows: list[dict]) -> Restor
     restored.rows = {jr["job"]: (jr["status"], jr["attempt"]) for jr in job_rows}
     for jr in job_rows:
         job, status = jr["job"], jr["status"]
-        if job not in graph:
+        kind, index = split_key(job)
+        if kind not in graph or (index is not None and kind not in graph.mapped):
             continue
+        if index is not None:
+            restored.items[kind] = max(restored.items.get(kind, 0), index + 1)
         mine = attempts.get(job, [])
         if status == STARTED and not alive and mine:
             mark_lost(mine[-1])
@@ -144,6 +148,11 @@ def _store_of(j: Journal, restored: Restored) -> str:
 def build_run(j: Journal, restored: Restored) -> Run:
     """A :class:`Run` with ``restored``'s states, journaled by ``j`` once it is resumed."""
     machine = RunMachine(restored.graph, restored.options)
+    for kind in restored.graph.mapped:  # the items known when it was recorded
+        if kind in restored.items and machine.topo.items[kind] is None:
+            machine.restore_items(kind, restored.items[kind])
+        elif kind not in restored.items and restored.jobs.get(kind, JobState(UNSTARTED, [], None, "")).status == FINISHED:
+            machine.restore_items(kind, 0)  # it mapped over an empty list
     for job, state in restored.jobs.items():
         machine.restore(job, state.status, state.attempts, state.result, state.message)
     machine.finish_restore()

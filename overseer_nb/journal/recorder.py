@@ -122,7 +122,7 @@ def run_row(run: Run) -> tuple:
     now = time.time()
     return (
         run.run_id,
-        json.dumps(run.graph.to_dict()),
+        json.dumps(run.graph.to_json()),
         run.args_blob,
         args_repr,
         json.dumps(asdict(run.options)),
@@ -194,7 +194,7 @@ class Recorder:
 
     # -- each step -----------------------------------------------------------------------
     def __call__(self, run: Run, step: Step) -> None:
-        if not step.transitions:
+        if not (step.transitions or step.expanded or step.removed):
             return  # display-only changes are derived from stored statuses
         rid = self.run_id
         transitions = []
@@ -206,6 +206,8 @@ class Recorder:
             numbers.setdefault(t.job, set()).add(t.attempt)
         jobs, attempts = [], []
         for job, t in last.items():
+            if job not in run.jobs:
+                continue  # an item forgotten later in this batch (its type maps anew)
             rec = run.jobs[job]
             result, note = self._result(rec.result_data) if t.new == FINISHED else (None, None)
             jobs.append(self.job_row(job, t.new, t.attempt, t.message, t.at, result, note))
@@ -215,7 +217,13 @@ class Recorder:
         # resume is applied (held until the run starts right after)
         active = not run.machine.is_idle() or HOLD_RESUME in run.machine.holds
         changed = active if active != self.active else None
-        self._write(step.transitions[-1].at, changed, transitions, jobs, attempts)
+        removed = [(rid, key) for key in step.removed]
+        at = step.transitions[-1].at if step.transitions else time.time()
+        added = [
+            self.job_row(key, UNSTARTED, 0, "", at)
+            for t in step.expanded for key in run.machine.topo.item_keys(t) if key not in last
+        ]
+        self._write(at, changed, transitions, jobs, attempts, removed, added)
         self.active = active
         self.recorded.take(run, last)
 
@@ -223,9 +231,11 @@ class Recorder:
         """A machine in the state the journal last committed, and the display step showing it."""
         return self.recorded.machine(run)
 
-    def _write(self, at: float, active: bool | None, transitions: list, jobs: list, attempts: list) -> None:
+    def _write(self, at: float, active: bool | None, transitions: list, jobs: list, attempts: list,
+               removed: list | None = None, added: list | None = None) -> None:
         try:
-            owner = self.journal.write(sql.write_step, self.run_id, this_process(), at, active, transitions, jobs, attempts)
+            owner = self.journal.write(sql.write_step, self.run_id, this_process(), at, active, transitions, jobs,
+                                       attempts, removed, added)
             if owner is not None:
                 raise owner_error(self.run_id, owner, doing="record")
         except JournalError as exc:

@@ -208,26 +208,35 @@ def claim_run(
 
 def write_step(
     conn: sqlite3.Connection, run_id: str, owner: tuple[str, int], at: float, active: bool | None,
-    transitions: list, jobs: list, attempts: list,
+    transitions: list, jobs: list, attempts: list, removed: list | None = None, added: list | None = None,
 ) -> dict[str, Any] | None:
     """One step: its transitions, the rows of the jobs and attempts they touch; ``active``: None if unchanged.
 
-    Written only while ``owner`` (host, pid) owns the run; else nothing is
-    written and the owner that took it over is returned (None: written).
+    removed: items of mapped job types forgotten (their type maps anew), as
+    (run_id, job) rows; added: items now known, as ``jobs`` rows. Written only
+    while ``owner`` (host, pid) owns the run; else nothing is written and the
+    owner that took it over is returned (None: written).
     """
     found = conn.execute("SELECT host, pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if found is not None and tuple(found) != tuple(owner):
         return read_owner(conn, run_id)
+    if removed:
+        conn.executemany("DELETE FROM attempts WHERE run_id = ? AND job = ?", removed)
+        conn.executemany("DELETE FROM jobs WHERE run_id = ? AND job = ?", removed)
     conn.executemany(
         "INSERT INTO transitions (run_id, job, old, new, reason, attempt, at, message)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         transitions,
     )
-    conn.executemany(
-        "UPDATE jobs SET status = ?, attempt = ?, message = ?, updated = ?, result = ?, result_note = ?"
-        " WHERE run_id = ? AND job = ?",
-        jobs,
+    upsert = (
+        "INSERT INTO jobs (status, attempt, message, updated, result, result_note, run_id, job)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, job) DO UPDATE SET status = excluded.status,"
+        " attempt = excluded.attempt, message = excluded.message, updated = excluded.updated,"
+        " result = excluded.result, result_note = excluded.result_note"
     )
+    if added:
+        conn.executemany(upsert, added)
+    conn.executemany(upsert, jobs)
     conn.executemany(
         "INSERT INTO attempts (run_id, job, number, engine, start, end, outcome, ename, evalue,"
         " traceback, stdout, stderr, task) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

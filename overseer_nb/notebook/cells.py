@@ -6,6 +6,7 @@ Line syntax, one job per line::
     result1: start
     result2: start
     finish: result1, result2
+    train: each grid, data      # mapped: one job per item of grid's result
 
 Job types are words that may contain ``-`` and ``.`` (``process-1a``,
 ``load.users``); ``#`` starts a comment; blank lines are ignored. A body that
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import GraphError, SelfDependencyError, UnknownParentError
-from ..graph import JobGraph
+from ..graph import Each, JobGraph
 
 __all__ = ["parse_graph_text", "graph_from_cell"]
 
@@ -64,7 +65,7 @@ def parse_graph_text(text: str, *, first_line: int = 1) -> JobGraph:
         raise
 
 
-def _parse_line(line: str, number: int) -> tuple[str, list[str]]:
+def _parse_line(line: str, number: int) -> tuple[str, list[Any]]:
     match = _LINE_RE.match(line)
     if match is None:
         head = line.split(":", 1)[0].strip()
@@ -78,18 +79,30 @@ def _parse_line(line: str, number: int) -> tuple[str, list[str]]:
     items = [item.strip() for item in rest.split(",")]
     if items and items[-1] == "":  # "job:" and a trailing comma
         items.pop()
+    parents: list[Any] = []
     for item in items:
         if not item:
             raise GraphError(
                 f"line {number}: empty parent name in {line!r}; separate parents with single commas"
             )
+        word, _, rest = item.partition(" ")
+        if word == "each":
+            name = rest.strip()
+            if not _NAME_RE.match(name):
+                raise GraphError(
+                    f"line {number}: 'each' in {line!r} needs one parent job type after it, "
+                    f"e.g. '{job}: each grid, data'"
+                )
+            parents.append(Each(name))
+            continue
+        parents.append(item)
         if not _NAME_RE.match(item):
             fix = f" (write '{job}: {', '.join(item.split())}')" if " " in item else ""
             raise GraphError(
                 f"line {number}: parent {item!r} of job {job!r} is not a job type name; "
                 f"separate parents with commas{fix}"
             )
-    return job, items
+    return job, parents
 
 
 def graph_from_cell(body: str, namespace: Mapping[str, Any], *, first_line: int = 1) -> JobGraph:

@@ -130,21 +130,29 @@ class OverseerMagics(Magics):
     @_usage_errors
     @magic_arguments()
     @argument("run", nargs="?", metavar="RUN", help=_WHICH_RUN)
+    @argument("--items", metavar="TYPE", help="one row per item of the mapped job type TYPE")
     def overseer_status(self, line):
         """Show a table of a run's jobs: status, attempts, engine, duration, error.
+
+        A mapped job type is one row counting its items; --items TYPE lists them.
 
         Example:
 
             %overseer_status
             %overseer_status run2
+            %overseer_status --items train
         """
         args = parse_argstring(self.overseer_status, line)
-        return status_table(self.notebook.find_run(args.run))
+        try:
+            return status_table(self.notebook.find_run(args.run), items=args.items)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
 
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("job", nargs="?", metavar="JOB", help="retry the subtree rooted at this job (default: every failed job)")
+    @argument("job", nargs="?", metavar="JOB",
+              help="retry the subtree rooted at this job, or one item (train[3]) (default: every failed job)")
     @argument("--rerun", action="store_true", help="run JOB and all its descendants again, finished or not")
     @argument("--dry-run", action="store_true", help="only say which jobs would run again")
     @argument("--run", metavar="RUN", help=_WHICH_RUN)
