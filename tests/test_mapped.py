@@ -176,3 +176,62 @@ def test_unknown_items_are_refused_with_what_is_known(client=None):
     spy_run.wait(10)
     assert spy_run.succeeded and all(len(i.attempts) == 2 for i in spy_run.jobs["train"].items)
     assert spy_run.jobs["grid"].attempts[-1].end < t0
+
+
+@pytest.mark.cluster
+def test_timeouts_faults_and_big_results_hold_per_item(client, tmp_path):
+    def grid(job):
+        return [0, 1, 2, 3]
+
+    @ov.handler("train", timeout=1.0, max_faults=3)
+    def train(job):
+        import time
+
+        import numpy as np
+
+        if job.index == 1:
+            time.sleep(30)  # times out alone
+        if job.index == 2 and job.attempt == 1:
+            ov.fault("a flaky first try")
+        return np.full(200_000, float(job.index))  # 1.6 MB: through the result store
+
+    def best(job):
+        return [float(a.sum()) for a in job.inputs["train"]]
+
+    handlers = {"grid": grid, "train": train, "best": best}
+    run = ov.run(SWEEP_NO_DATA, handlers, cluster=client, journal=False, store=str(tmp_path),
+                 fault_backoff=0.1).wait(60)
+    assert run.jobs["train[1]"].status == "failed" and run.jobs["train[1]"].error.ename == "TimeoutError"
+    assert run.jobs["train[2]"].status == "finished" and len(run.jobs["train[2]"].attempts) == 2
+    assert run.jobs["train[0]"].stored is not None  # kept in the store, not in the kernel
+    assert run.display_states["best"] == "blocked"
+    run.handlers = {**handlers, "train": ov.handler("train")(lambda job: __import__("numpy").full(200_000, 1.0))}
+    run.retry("train[1]")
+    run.wait(60)
+    assert run.results["best"] == [0.0, 200_000.0, 400_000.0, 600_000.0]
+
+
+@pytest.mark.cluster
+def test_cancel_aborts_the_unfinished_items_and_their_type(client):
+    def grid(job):
+        return list(range(6))
+
+    def train(job):
+        import time
+
+        time.sleep(0.2 if job.index < 2 else 30)
+        return job.index
+
+    run = ov.run(SWEEP_NO_DATA, {"grid": grid, "train": train, "best": lambda job: 0}, cluster=client,
+                 journal=False)
+    deadline = time.monotonic() + 30
+    while run.jobs.get("train[1]") is None or run.jobs["train[1]"].status != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    run.cancel().wait(30)
+    assert [run.jobs[f"train[{i}]"].status for i in range(6)][:2] == ["finished", "finished"]
+    assert all(run.jobs[f"train[{i}]"].status == "aborted" for i in range(2, 6))
+    assert run.statuses["train"] == "aborted" and run.statuses["best"] == "aborted"
+
+
+SWEEP_NO_DATA = {"grid": [], "train": [ov.each("grid")], "best": ["train"]}
