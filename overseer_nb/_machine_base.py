@@ -52,6 +52,7 @@ class _Job:
     engine: Any = None
     pending: int = 0  # parents not finished
     blocked: bool = False  # some ancestor failed or aborted
+    cached: bool = False  # finished by reusing an earlier run's result
 
 
 class MachineBase:
@@ -91,7 +92,7 @@ class MachineBase:
     def display_state(self, job: str) -> str:
         """Derived display state of ``job``."""
         j = self._jobs[job]
-        return display_state(j.status, blocked=j.blocked, waiting_reason=j.waiting_reason)
+        return display_state(j.status, blocked=j.blocked, waiting_reason=j.waiting_reason, cached=j.cached)
 
     def is_idle(self) -> bool:
         """True when nothing runs, nothing waits to be sent and no backoff is pending."""
@@ -241,6 +242,8 @@ class MachineBase:
             j = self._jobs[job]
             j.faults = j.losses = j.auto_retries = 0
             j.waiting_reason = None
+            j.cached = False
+            self.records[job].cached_from = None
             if self._follows_items(job):
                 continue
             if j.status != UNSTARTED:
@@ -357,8 +360,12 @@ class MachineBase:
                 else:
                     inputs[p] = ItemsOf(tuple(self.records[k].result_data for k in self.topo.item_keys(p)))
             else:
-                data = self.records[p].result_data
-                inputs[p] = ItemOf(data, i) if i is not None and p == mapped_over else data
+                rec = self.records[p]
+                if i is not None and p == mapped_over:
+                    digests = rec.item_digests
+                    inputs[p] = ItemOf(rec.result_data, i, digests[i] if digests and i < len(digests) else None)
+                else:
+                    inputs[p] = rec.result_data
         return inputs
 
     def _stop_attempt(self, step: Step, job: str, at: float) -> None:

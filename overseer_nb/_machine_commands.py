@@ -155,12 +155,15 @@ class UserCommands(MachineBase):
         for key in self.topo.item_keys(job):
             self._ready.discard(key)
 
-    def restore(self, job: str, status: str, attempts: list[Attempt], result: Any, message: str = "") -> None:
+    def restore(self, job: str, status: str, attempts: list[Attempt], result: Any, message: str = "",
+                *, cached: bool = False) -> None:
         """Set a job's state from a journal, before the run starts again.
 
         A job found ``started`` goes back to ``unstarted``: its attempt was lost with its kernel.
+        ``cached``: it finished by reusing an earlier run's result.
         """
         j, rec = self._jobs[job], self.records[job]
+        j.cached = cached and status == FINISHED
         j.status = UNSTARTED if status == STARTED else status
         j.attempt = max((a.number for a in attempts), default=0)
         rec.attempts = list(attempts)

@@ -59,12 +59,15 @@ class DataPlane:
         sent = {parent: _for_engine(data, stored) for parent, data in inputs.items()}
         biggest = max(stored, key=lambda r: r.nbytes, default=None)
         plan = None
-        if self.root is not None:
+        if self.root is None and self.run.machine.options_for(job).cache:
+            plan = {"digest": True}  # results come back inline; the cache still needs item digests
+        elif self.root is not None:
             plan = {
                 "root": self.root,
                 "inline": self._settings.store_inline_bytes,
                 "memory": self._settings.engine_memory_bytes,
                 "hold": bool(self.run.machine.topo.children(job)),
+                "digest": self.run.machine.options_for(job).cache,  # the cache compares contents
             }
         if biggest is None:
             return {"inputs": sent, "store": plan}

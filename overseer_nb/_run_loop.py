@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import HandlerError
-from .events import ClusterLost, Command, Ended, EngineLost, EnginesChanged, Started
+from .events import ClusterLost, Command, Ended, EngineLost, EnginesChanged, Rerun, Started
 from .execution import Task
 from .graph import split_key
 from .handlers import current_lifecycle
@@ -129,7 +129,10 @@ class RunLoop:
             # handlers are shipped anew after a command: a global fixed in a cell goes out again
             self.run.executor.handlers_changed()
             self.run.refresh_job_options()
+            self.run.cache.forget()
         step = self.run.machine.command(command, time.time())
+        if isinstance(command, Rerun) and not command.dry_run:
+            self.run.cache.forced |= step.selected  # a rerun runs, whatever the cache holds
         self.handle(step)
         return step.selected
 
@@ -241,8 +244,15 @@ class RunLoop:
                 self._refused(step)
                 return  # what followed from the step is not recorded either
             executor = self.run.executor
+            submits = [ins for ins in step.instructions if isinstance(ins, Submit)]
+            reused = self.run.cache.check(submits) if submits else {}
             for ins in step.instructions:
                 if isinstance(ins, Submit):
+                    if ins.job in reused:  # an earlier run made this result: finish it from there
+                        from_run, data, length, digests = reused[ins.job]
+                        pending.append(self.run.machine.cached(ins.job, ins.attempt, data, length, from_run,
+                                                               time.time(), digests))
+                        continue
                     follow = self._submit(ins)
                     if follow:
                         pending.append(follow)

@@ -56,6 +56,12 @@ class Overseer(Configurable):
         "not stored (resume re-runs that job only if a child that must run needs it). Results "
         "in the result store are recorded by where they are, whatever their size.",
     ).tag(config=True)
+    cache = Bool(
+        False,
+        help="Reuse the result of an earlier finished job whose fingerprint (handler code, the "
+        "globals it reads, args, inputs' contents) is the same, from any run in the journal "
+        "(ov.run(cache=...) and %overseer_run --cache win).",
+    ).tag(config=True)
     store = Unicode(
         "",
         help="Folder of the result store ('' : a folder 'results' beside the journal). "
@@ -112,6 +118,7 @@ class Overseer(Configurable):
             kill_grace=self.kill_grace,
             max_result_bytes=self.max_result_bytes or None,
             max_output_chars=self.max_output_chars,
+            cache=self.cache,
         )
 
 

@@ -194,8 +194,10 @@ def handler(job_type: str | Callable | None = None, **options: Any) -> Callable:
     """Mark a function as the handler of ``job_type``, with per-job options.
 
     ``@ov.handler("process-1a", retries=2, timeout=60)``. Options: retries,
-    retry_delay, timeout, max_faults, max_parallel (most jobs of this type out at once). ``%%overseer_handlers`` binds marked
-    functions by their job type; ``ov.run`` reads their options.
+    retry_delay, timeout, max_faults, max_parallel (most jobs of this type out at
+    once), cache (False: always run, for jobs with side effects).
+    ``%%overseer_handlers`` binds marked functions by their job type; ``ov.run``
+    reads their options.
     """
     unknown = sorted(set(options) - set(JOB_OPTION_NAMES))
     if unknown:

@@ -205,10 +205,36 @@ class RunMachine(UserCommands):
         return step
 
     # -- outcomes ------------------------------------------------------------------
+    def cached(self, job: str, attempt: int, result: Any, length: int | None, from_run: str, at: float,
+               item_digests: tuple[str, ...] | None = None) -> Step:
+        """Attempt ``attempt`` of ``job`` need not run: an earlier run (``from_run``) made the same result.
+
+        The job finishes (reason ``cached``, display state ``cached``) without an
+        attempt; ``result`` is the earlier one and feeds its children.
+        """
+        step = Step()
+        j, rec = self._jobs[job], self.records[job]
+        if j.attempt != attempt or not j.submitted or j.status != UNSTARTED:
+            return step
+        self._inflight.discard(job)
+        j.submitted = False
+        rec.attempts.pop()
+        rec.result_data, rec.length, rec.cached_from, rec.item_digests = result, length, from_run, item_digests
+        j.cached = True
+        self._move(step, job, FINISHED, "cached", at, f"cached from run {from_run}")
+        self._release_children(step, job, Outcome(OUTCOME_OK, result=result, length=length), at)
+        self._schedule(step, at)
+        return step
+
     def _on_ok(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         self._end_attempt(job, outcome, ATTEMPT_FINISHED, at)
-        self.records[job].result_data = outcome.result
+        rec = self.records[job]
+        rec.result_data, rec.length, rec.item_digests = outcome.result, outcome.length, outcome.item_digests
         self._move(step, job, FINISHED, "returned", at)
+        self._release_children(step, job, outcome, at)
+
+    def _release_children(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        """``job`` finished: its children have one parent fewer to wait for; types mapping over it map."""
         for child in self.topo.children(job):
             c = self._jobs[child]
             c.pending -= 1

@@ -12,7 +12,7 @@ from .errors import OptionError, UnknownOptionError
 __all__ = ["RunOptions", "JOB_OPTION_NAMES", "backoff_delay"]
 
 # Options a job type may override through its handler.
-JOB_OPTION_NAMES = ("retries", "retry_delay", "timeout", "max_faults", "max_parallel")
+JOB_OPTION_NAMES = ("retries", "retry_delay", "timeout", "max_faults", "max_parallel", "cache")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class RunOptions:
     max_output_chars: characters of each attempt's stdout and of its stderr kept
     where it runs (the first and last halves, with a marker between).
     max_parallel: most jobs of one type (mapped or not) out at once; None: no cap.
+    cache: reuse an earlier run's result of a job whose fingerprint is the same
+    (SPEC §13); a job type's ``cache=False`` always runs (side effects).
     """
 
     retries: int = 0
@@ -44,6 +46,7 @@ class RunOptions:
     max_result_bytes: int | None = None
     max_output_chars: int = 1_000_000
     max_parallel: int | None = None
+    cache: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -76,6 +79,10 @@ def _check(name: str, value: Any) -> None:
             raise OptionError(f"{name} must be a whole number >= {_INTS[name]}, got {value!r}")
         return
     if name in _MAY_BE_NONE and value is None:
+        return
+    if name == "cache":
+        if not isinstance(value, bool):
+            raise OptionError(f"cache must be True or False, got {value!r}")
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):

@@ -46,6 +46,7 @@ class ItemOf:
 
     data: Any  # the parent's ResultData
     index: int
+    digest: str | None = None  # the item's own content digest, when the parent's result has them
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Outcome:
     lost_inputs: tuple[str, ...] = ()
     length: int | None = None  # len() of a result that is a list, tuple or range (None: it is not one)
     type_name: str = ""  # the result's type, for the message when a mapped type needs a list
+    item_digests: tuple[str, ...] | None = None  # each item's content digest (with the cache on)
 
 
 @dataclass
@@ -164,6 +166,12 @@ class JobRecord:
     index: int | None = None
     mapped: bool = False
     items: list[JobRecord] = field(default_factory=list, repr=False)
+    cached_from: str | None = None  # the run whose result it reused (None: it ran, or has not yet)
+    length: int | None = field(default=None, repr=False)  # len() of its result if a list, tuple or range
+    item_digests: tuple[str, ...] | None = field(default=None, repr=False)  # of its items, with the cache on
+    fingerprint: str | None = field(default=None, repr=False)  # what its result depends on (with the cache on)
+    fingerprint_parts: dict | None = field(default=None, repr=False)
+    explanation: str = field(default="", repr=False)  # why it ran or was reused (run.explain)
 
     @property
     def key(self) -> str:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
+from ._run_cache import RunCache, explain
 from ._run_data import DataPlane
 from ._run_loop import RunLoop, Subscriber
 from ._run_resume import (
@@ -75,6 +76,14 @@ class RunRecorder(Protocol):
         """A machine in the state the journal last committed (the run falls back to it when a write fails)."""
         ...
 
+    def find_cached(self, fingerprints: list[str]) -> dict[str, tuple]:
+        """For each fingerprint a finished job of an earlier run had: (run id, result, length, item digests)."""
+        ...
+
+    def last_parts(self, jobs: list[str]) -> dict[str, dict]:
+        """For each of ``jobs``: the fingerprint parts it had when it last ran in another run."""
+        ...
+
 
 class Run:
     """One execution of a job graph (see ``overseer_nb.run`` to start one).
@@ -111,6 +120,7 @@ class Run:
         self.recorder: RunRecorder | None = None
         self._unsubscribe_recorder: Callable[[], None] | None = None
         self.data = DataPlane(self, store)  # where results go: the store at ``store``, or relayed (None)
+        self.cache = RunCache(self)  # fingerprints, and results reused from earlier runs
         self._loop = RunLoop(self)
         self._started = False
         # called by wait() on the waiting thread once the run is done: a display shows
@@ -199,6 +209,16 @@ class Run:
         """Job type -> result, for finished ones (a mapped type's: the list of its items' results)."""
         records = self.machine.records
         return {job: records[job].result for job in self.graph if records[job].status == FINISHED}
+
+    def explain(self, job: str) -> str:
+        """One line: why ``job`` (a job type, or an item ``train[3]``) ran or was reused (SPEC §13).
+
+        "cached from run ...", "ran: the handler of 'clean' changed (its code)",
+        "ran: the global FACTOR changed", "ran: input 'load' changed", "ran: args
+        changed (n)", "ran: no earlier result", "ran: cache=False for 'x'"; for a
+        mapped type, its items' lines counted.
+        """
+        return explain(self, job)
 
     def counts(self) -> Counter:
         """How many jobs are in each display state (each item of a mapped type is one job)."""

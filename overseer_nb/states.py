@@ -21,6 +21,7 @@ __all__ = [
     "BLOCKED",
     "RETRYING",
     "REQUEUED",
+    "CACHED",
     "DISPLAY_STATES",
     "HOLD_JOURNAL",
     "HOLD_NO_ENGINES",
@@ -64,7 +65,8 @@ BAD_STATUSES = (FAILED, ABORTED)
 BLOCKED = "blocked"
 RETRYING = "retrying"
 REQUEUED = "requeued"
-DISPLAY_STATES = STATUSES + (BLOCKED, RETRYING, REQUEUED)
+CACHED = "cached"  # finished by reusing an earlier run's result
+DISPLAY_STATES = STATUSES + (BLOCKED, RETRYING, REQUEUED, CACHED)
 
 # Why a run submits nothing now (any one is enough).
 HOLD_JOURNAL = "held"  # the journal refused a write
@@ -107,6 +109,8 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     # adopted: after a kernel restart, an attempt the cluster still ran is taken back
     (UNSTARTED, STARTED): frozenset({"engine took it", "adopted"}),
     (STARTED, FINISHED): frozenset({"returned"}),
+    # cached: an earlier run made the same result (same fingerprint); the job did not run
+    (UNSTARTED, FINISHED): frozenset({"cached"}),
     (STARTED, FAILED): frozenset(
         {"exception", "timeout", "faulted too often", "engine lost too often", "input lost too often", "not sendable"}
     ),
@@ -173,12 +177,16 @@ def check_transition(old: str, new: str, reason: str, *, job: str | None = None)
         )
 
 
-def display_state(status: str, *, blocked: bool = False, waiting_reason: str | None = None) -> str:
+def display_state(status: str, *, blocked: bool = False, waiting_reason: str | None = None,
+                  cached: bool = False) -> str:
     """The display state of a job with stored ``status``.
 
     ``blocked``: some ancestor is failed or aborted. ``waiting_reason``: the reason
-    of the transition that made an unstarted job unstarted again.
+    of the transition that made an unstarted job unstarted again. ``cached``: a
+    finished job that reused an earlier run's result.
     """
+    if status == FINISHED and cached:
+        return CACHED
     if status != UNSTARTED:
         return status
     if blocked:

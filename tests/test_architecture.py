@@ -27,8 +27,10 @@ LAYERS = {
     "overseer_nb._run_loop": 3,
     "overseer_nb._run_resume": 3,
     "overseer_nb._run_data": 3,
+    "overseer_nb._run_cache": 3,
     "overseer_nb.display": 2,
     "overseer_nb.execution": 2,
+    "overseer_nb.cache": 2,  # fingerprints: inspects handlers, pickles values; runs nothing
     "overseer_nb.store": 1,  # engines and the kernel both read and write it
 }
 # display and execution are siblings: neither imports the other

@@ -33,6 +33,8 @@ STATE_STYLE: dict[str, dict[str, str]] = {
     "blocked": {"fill": "#f0e442", "stroke": "#6b6200", "stroke-width": "2", "dash": "5,3"},
     "retrying": {"fill": "#e69f00", "stroke": "#7a5400", "stroke-width": "2", "dash": "1,2"},
     "requeued": {"fill": "#0072b2", "stroke": "#00263b", "stroke-width": "2", "dash": "1,2"},
+    # a pale finished: the result came from an earlier run (the cache), the job did not run
+    "cached": {"fill": "#a8ddc9", "stroke": "#00573f", "stroke-width": "1", "dash": "4,2"},
 }
 assert set(STATE_STYLE) == set(DISPLAY_STATES)
 

@@ -64,6 +64,7 @@ class AttemptReport(TypedDict):
     lost_inputs: list[str]
     length: int | None
     type_name: str
+    item_digests: list[str] | None
     error: ErrorReport | None
     message: str
     silent: bool
@@ -85,6 +86,7 @@ class _End(NamedTuple):
     lost_inputs: tuple[str, ...] = ()
     length: int | None = None
     type_name: str = ""
+    item_digests: list[str] | None = None
 
 
 def run_attempt(
@@ -186,6 +188,7 @@ def _report(end: _End, stdout: str, stderr: str, started: float) -> AttemptRepor
         lost_inputs=list(end.lost_inputs),
         length=end.length,
         type_name=end.type_name,
+        item_digests=end.item_digests,
         error=end.error,
         message=end.message,
         silent=end.silent,
@@ -237,8 +240,21 @@ def _run_stages(job_name, index, job_id, attempt, run_id, stages, args, inputs, 
         return end
     kind = type(result)
     length = len(result) if isinstance(result, (list, tuple, range)) else None
-    return end._replace(length=length, type_name=kind.__name__ if kind.__module__ == "builtins"
+    digests = _item_digests(result) if length is not None and store is not None and store.get("digest") else None
+    return end._replace(length=length, item_digests=digests, type_name=kind.__name__ if kind.__module__ == "builtins"
                         else f"{kind.__module__}.{kind.__qualname__}")
+
+
+def _item_digests(items: Any) -> list[str] | None:
+    """Each item's content digest (the cache keys a mapped type's items by them, not by position)."""
+    import hashlib
+
+    import cloudpickle
+
+    try:
+        return [hashlib.sha256(cloudpickle.dumps(item, protocol=5)).hexdigest()[:32] for item in items]
+    except Exception:
+        return None
 
 
 def _pack_result(job_type: str, result: Any, max_result_bytes: int | None, store: Mapping[str, Any] | None,
@@ -247,13 +263,13 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int | None, store
 
     ref = None
     try:
-        if store is None:
+        if store is None or "root" not in store:
             blob = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
             size = len(blob)
         else:
             blob, ref = keep(result, root=store["root"], run_id=run_id, job=job_type, attempt=attempt,
                              inline_limit=store["inline"], memory_bound=store["memory"], hold=store["hold"],
-                             max_bytes=max_result_bytes)
+                             max_bytes=max_result_bytes, digest=store.get("digest", False))
             size = len(blob) if blob is not None else ref["nbytes"]
     except TooLarge as exc:
         size = exc.nbytes

@@ -17,6 +17,7 @@ Imported on the engines: standard library, cloudpickle and ``overseer_nb.store``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import reprlib
@@ -75,7 +76,8 @@ def summary_of(value: Any) -> tuple[str, str]:
 
 
 def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_limit: int,
-         memory_bound: int, hold: bool, max_bytes: int | None = None) -> tuple[bytes | None, dict | None]:
+         memory_bound: int, hold: bool, max_bytes: int | None = None,
+         digest: bool = False) -> tuple[bytes | None, dict | None]:
     """Keep ``value``: ``(pickle, None)`` for a small one, else ``(None, ref)`` with it in the store.
 
     ``hold``: also keep it in this engine's memory (a child needs it). The
@@ -105,7 +107,13 @@ def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_l
     threading.Thread(target=_write, args=(path, data, buffers, done), daemon=True,
                      name="overseer-store-write").start()
     type_name, summary = summary_of(value)
-    return None, {"path": path, "nbytes": nbytes, "type": type_name, "summary": summary}
+    ref = {"path": path, "nbytes": nbytes, "type": type_name, "summary": summary}
+    if digest:  # the cache compares contents: the pickle and its buffers, as written
+        h = hashlib.sha256(data)
+        for buf in buffers:
+            h.update(buf)
+        ref["digest"] = h.hexdigest()[:32]
+    return None, ref
 
 
 def _mark(path: str, text: str) -> None:

@@ -141,6 +141,7 @@ def outcome_from_report(report: AttemptReport, engine: Any) -> Outcome:
         result=ResultRef.from_json({**ref, "engine": engine}) if ref else report["result"],
         lost_inputs=tuple(report.get("lost_inputs") or ()),
         length=report.get("length"),
+        item_digests=tuple(report.get("item_digests") or ()) or None,
         type_name=report.get("type_name", ""),
         error=ErrorInfo(err["ename"], err["evalue"], err["traceback"]) if err else None,
         message=report["message"],

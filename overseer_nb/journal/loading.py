@@ -27,7 +27,7 @@ from ..states import FINISHED, STARTED, UNSTARTED
 from ..store import ResultRef, store_location
 from . import sql
 from .file import Journal, open_journal
-from .recorder import IN_STORE, STORED, Recorder, live_run, mark_lost, owner_alive
+from .recorder import Recorder, live_run, mark_lost, owner_alive, result_data
 
 __all__ = ["load_run", "reader", "Restored", "restore", "build_run"]
 
@@ -88,6 +88,7 @@ class Restored:
     jobs: dict[str, JobState] = field(default_factory=dict)
     rows: dict[str, tuple[str, int]] = field(default_factory=dict)  # job -> (status, attempt) as recorded
     items: dict[str, int] = field(default_factory=dict)  # mapped type -> its items, as recorded
+    cache: dict[str, dict] = field(default_factory=dict)  # job -> its fingerprint, cached_from, explanation, length
     notes: list[str] = field(default_factory=list)
 
 
@@ -128,12 +129,17 @@ def restore(row: dict, job_rows: list[dict], attempt_rows: list[dict]) -> Restor
             mark_lost(mine[-1])
         result, message = None, jr["message"]
         if status == FINISHED:
-            result = jr["result"] if jr["result_note"] == STORED else NOT_STORED_BYTES
-            if jr["result_note"] == IN_STORE:
-                result = ResultRef.from_json(json.loads(jr["result"]))
-            elif jr["result_note"] != STORED:
+            result = result_data(jr["result"], jr["result_note"])
+            if result is None:
+                result = NOT_STORED_BYTES
                 message = message or f"result not stored in the journal: {jr['result_note']}"
         restored.jobs[job] = JobState(status, mine, result, message)
+        parts = jr["fingerprint_parts"]
+        restored.cache[job] = {
+            "fingerprint": jr["fingerprint"], "fingerprint_parts": json.loads(parts) if parts else None,
+            "cached_from": jr["cached_from"], "explanation": jr["explanation"] or "", "length": jr["length"],
+            "item_digests": tuple(json.loads(jr["item_digests"])) if jr["item_digests"] else None,
+        }
     return restored
 
 
@@ -154,7 +160,10 @@ def build_run(j: Journal, restored: Restored) -> Run:
         elif kind not in restored.items and restored.jobs.get(kind, JobState(UNSTARTED, [], None, "")).status == FINISHED:
             machine.restore_items(kind, 0)  # it mapped over an empty list
     for job, state in restored.jobs.items():
-        machine.restore(job, state.status, state.attempts, state.result, state.message)
+        machine.restore(job, state.status, state.attempts, state.result, state.message,
+                        cached=bool(restored.cache.get(job, {}).get("cached_from")))
+        for name, value in restored.cache.get(job, {}).items():
+            setattr(machine.records[job], name, value)
     machine.finish_restore()
     run = Run(
         restored.graph, {}, Detached(), args=restored.args, options=restored.options,

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from ..steps import Step
 
 __all__ = [
-    "Recorder", "attach", "live_run", "owner_alive", "mark_lost", "STORED", "IN_STORE", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
+    "Recorder", "attach", "live_run", "owner_alive", "mark_lost", "result_data", "STORED", "IN_STORE", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
 ]
 
 
@@ -78,6 +78,17 @@ def live_run(journal: Journal, run_id: str) -> Run | None:
 def forget_live_runs() -> None:
     """Forget which runs this process journals (what a new process would know)."""
     _live.clear()
+
+
+def result_data(result: bytes | None, note: str | None) -> Any:
+    """A finished job's result as a ``jobs`` row holds it: its pickle, where it is in the store, or None."""
+    if note == STORED:
+        return result
+    if note == IN_STORE and result is not None:
+        from ..store import ResultRef
+
+        return ResultRef.from_json(json.loads(result))
+    return None
 
 
 def attach(run: Run, journal: Any = None) -> Journal | None:
@@ -210,7 +221,7 @@ class Recorder:
                 continue  # an item forgotten later in this batch (its type maps anew)
             rec = run.jobs[job]
             result, note = self._result(rec.result_data) if t.new == FINISHED else (None, None)
-            jobs.append(self.job_row(job, t.new, t.attempt, t.message, t.at, result, note))
+            jobs.append(self.job_row(job, t.new, t.attempt, t.message, t.at, result, note, rec))
             attempts.extend(self.attempt_row(job, a) for a in rec.attempts if a.number in numbers[job])
         # the machine has applied the step already: idle now means the run has
         # nothing left to do, so another process may resume it; not so while a
@@ -245,10 +256,15 @@ class Recorder:
 
     def job_row(
         self, job: str, status: str, attempt: int, message: str, at: float,
-        result: bytes | None = None, note: str | None = None,
+        result: bytes | None = None, note: str | None = None, rec: Any = None,
     ) -> tuple:
-        """The values of a ``jobs`` row update, in :func:`sql.write_step`'s order."""
-        return (status, attempt, message, at, result, note, self.run_id, job)
+        """The values of a ``jobs`` row update, in :func:`sql.write_step`'s order (``rec``: its JobRecord)."""
+        cache: tuple = (None, None, None, None, None, None)
+        if rec is not None:
+            parts = json.dumps(rec.fingerprint_parts) if rec.fingerprint_parts is not None else None
+            digests = json.dumps(list(rec.item_digests)) if rec.item_digests else None
+            cache = (rec.fingerprint, parts, rec.cached_from, rec.explanation or None, rec.length, digests)
+        return (status, attempt, message, at, result, note, *cache, self.run_id, job)
 
     def attempt_row(self, job: str, a: Attempt) -> tuple:
         """The ``attempts`` row of attempt ``a`` of ``job``."""
@@ -271,6 +287,29 @@ class Recorder:
                 "(c.Overseer.journal_max_result_bytes)"
             )
         return blob, STORED
+
+    # -- the cache ---------------------------------------------------------------------------
+    def find_cached(self, fingerprints: list[str]) -> dict[str, tuple]:
+        """For each fingerprint a finished job of an earlier run had: (run id, result, length, item digests).
+
+        Only results still at hand count: stored in the journal, or a file in the store.
+        """
+        if not fingerprints:
+            return {}
+        found = {}
+        for fp, rows in self.journal.read(sql.find_finished, fingerprints, self.run_id).items():
+            for run_id, _job, result, note, length, digests in rows:
+                data = result_data(result, note)
+                if data is not None and (isinstance(data, bytes) or data.exists()):
+                    found[fp] = (run_id, data, length, tuple(json.loads(digests)) if digests else None)
+                    break
+        return found
+
+    def last_parts(self, jobs: list[str]) -> dict[str, dict]:
+        """For each of ``jobs``: the fingerprint parts it had when it last ran in another run."""
+        if not jobs:
+            return {}
+        return {job: json.loads(parts) for job, parts in self.journal.read(sql.last_parts, jobs, self.run_id).items()}
 
     # -- resuming ----------------------------------------------------------------------------
     def check_owner(self, run: Run) -> None:

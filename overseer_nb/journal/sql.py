@@ -27,6 +27,8 @@ __all__ = [
     "touch",
     "claim_run",
     "write_step",
+    "find_finished",
+    "last_parts",
     "beat",
     "read_run",
     "read_runs",
@@ -113,6 +115,18 @@ MIGRATIONS: list[list[str]] = [
     # a kernel that restarts asks the cluster what became of attempts its predecessor sent
     [
         "ALTER TABLE attempts ADD COLUMN task TEXT",
+    ],
+    # 4: the cache (SPEC §13): what a job's result depends on (fingerprint, and its parts
+    # as JSON, to say what changed), the run it reused a result from, why it ran or was
+    # reused, and the length of a result that is a list (what a mapped type maps over)
+    [
+        "ALTER TABLE jobs ADD COLUMN fingerprint TEXT",
+        "ALTER TABLE jobs ADD COLUMN fingerprint_parts TEXT",
+        "ALTER TABLE jobs ADD COLUMN cached_from TEXT",
+        "ALTER TABLE jobs ADD COLUMN explanation TEXT",
+        "ALTER TABLE jobs ADD COLUMN length INTEGER",
+        "ALTER TABLE jobs ADD COLUMN item_digests TEXT",
+        "CREATE INDEX jobs_by_fingerprint ON jobs (fingerprint) WHERE fingerprint IS NOT NULL",
     ],
 ]
 
@@ -229,10 +243,13 @@ def write_step(
         transitions,
     )
     upsert = (
-        "INSERT INTO jobs (status, attempt, message, updated, result, result_note, run_id, job)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, job) DO UPDATE SET status = excluded.status,"
+        "INSERT INTO jobs (status, attempt, message, updated, result, result_note, fingerprint, fingerprint_parts,"
+        " cached_from, explanation, length, item_digests, run_id, job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (run_id, job) DO UPDATE SET status = excluded.status,"
         " attempt = excluded.attempt, message = excluded.message, updated = excluded.updated,"
-        " result = excluded.result, result_note = excluded.result_note"
+        " result = excluded.result, result_note = excluded.result_note, fingerprint = excluded.fingerprint,"
+        " fingerprint_parts = excluded.fingerprint_parts, cached_from = excluded.cached_from,"
+        " explanation = excluded.explanation, length = excluded.length, item_digests = excluded.item_digests"
     )
     if added:
         conn.executemany(upsert, added)
@@ -317,6 +334,38 @@ def read_jobs_with_status(conn: sqlite3.Connection, status: str, run_id: str | N
     if run_id is not None:
         sql, params = sql + " AND run_id = ?", (status, run_id)
     return conn.execute(sql + " ORDER BY updated DESC, run_id DESC, job", params).fetchall()
+
+
+def find_finished(conn: sqlite3.Connection, fingerprints: list[str], run_id: str) -> dict[str, list[tuple]]:
+    """Finished jobs of other runs with each of ``fingerprints``, newest first.
+
+    fingerprint -> [(run_id, job, result, result_note, length, item_digests), ...].
+    """
+    found: dict[str, list[tuple]] = {}
+    for start in range(0, len(fingerprints), 500):  # SQLite's limit on parameters
+        chunk = fingerprints[start:start + 500]
+        rows = conn.execute(
+            f"SELECT fingerprint, run_id, job, result, result_note, length, item_digests FROM jobs WHERE fingerprint IN"
+            f" ({', '.join('?' * len(chunk))}) AND status = 'finished' AND run_id != ? ORDER BY updated DESC",
+            (*chunk, run_id),
+        ).fetchall()
+        for fp, *rest in rows:
+            found.setdefault(fp, []).append(tuple(rest))
+    return found
+
+
+def last_parts(conn: sqlite3.Connection, jobs: list[str], run_id: str) -> dict[str, str]:
+    """For each of ``jobs``: the fingerprint parts (JSON) it had in the latest other run that recorded them."""
+    found: dict[str, str] = {}
+    for start in range(0, len(jobs), 500):
+        chunk = jobs[start:start + 500]
+        rows = conn.execute(
+            f"SELECT job, fingerprint_parts FROM jobs WHERE job IN ({', '.join('?' * len(chunk))})"
+            " AND run_id != ? AND fingerprint_parts IS NOT NULL ORDER BY updated ASC",
+            (*chunk, run_id),
+        ).fetchall()
+        found.update(dict(rows))  # the newest last, so it wins
+    return found
 
 
 def read_owner(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ class ResultRef:
     type_name: str = ""
     summary: str = ""
     engine: Any = None
+    digest: str = ""  # of its contents, when made with the cache on ('' : not computed)
 
     def load(self) -> Any:
         """The result, read from its file (large arrays are memory-mapped, not copied)."""
@@ -54,13 +55,16 @@ class ResultRef:
 
     def to_json(self) -> dict[str, Any]:
         """What the journal keeps and an engine is sent: path, size, type and summary (JSON-able)."""
-        return {"path": self.path, "nbytes": self.nbytes, "type": self.type_name, "summary": self.summary}
+        data = {"path": self.path, "nbytes": self.nbytes, "type": self.type_name, "summary": self.summary}
+        if self.digest:
+            data["digest"] = self.digest
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResultRef:
         """The reference :meth:`to_json` gave (``engine`` too, if the dict has it)."""
         return cls(data["path"], int(data["nbytes"]), data.get("type", ""), data.get("summary", ""),
-                   data.get("engine"))
+                   data.get("engine"), data.get("digest", ""))
 
     def __repr__(self) -> str:
         return f"<stored result: {self.summary or self.type_name}, {self.nbytes:,} bytes, {self.path}>"

@@ -1,0 +1,134 @@
+"""The run's side of the cache (SPEC §13): fingerprint each job about to be sent, reuse an earlier result.
+
+One :class:`RunCache` per run. Before the loop sends the jobs a step made
+ready, it fingerprints them (:mod:`overseer_nb.cache`) and asks the journal
+for finished jobs of earlier runs with the same fingerprints, in one query;
+those are finished from that result (``machine.cached``) instead of sent.
+Every job gets its one-line explanation (``run.explain``). Handler
+fingerprints are made once per handler and forgotten when handlers change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .cache import (
+    Uncacheable,
+    digest_args,
+    fingerprint_of,
+    handler_print,
+    input_digest,
+    job_parts,
+    why_it_ran,
+)
+from .errors import UnknownJobError
+from .graph import split_key
+from .handlers import current_lifecycle
+from .states import FINISHED
+from .steps import Submit
+
+if TYPE_CHECKING:
+    from .running import Run
+
+__all__ = ["RunCache", "explain"]
+
+
+class RunCache:
+    """Fingerprints and reuse for ``run``; see the module docstring."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self._handlers: dict[str, tuple[tuple, Any]] = {}  # job type -> (its stage functions, print or error)
+        self._args: dict[str, str] | Uncacheable | None = None
+        self.forced: set[str] = set()  # jobs a rerun asked for: they run whatever the cache holds
+
+    def forget(self) -> None:
+        """Handlers (or the globals they read) may have changed: fingerprint them anew."""
+        self._handlers.clear()
+
+    def check(self, submits: Iterable[Submit]) -> dict[str, tuple]:
+        """Of ``submits``, those an earlier run already made: job -> (run id, result, length, item digests)."""
+        run, records = self.run, self.run.machine.records
+        wanted: dict[str, str] = {}
+        for ins in submits:
+            rec = records[ins.job]
+            kind = split_key(ins.job)[0]
+            rec.fingerprint, rec.fingerprint_parts = None, None
+            if not run.machine.options_for(ins.job).cache:
+                on = run.options.cache
+                rec.explanation = (f"ran: cache=False for {kind!r}" if on else "ran: the cache is off (cache=False)")
+                continue
+            if ins.job in self.forced:
+                self.forced.discard(ins.job)
+                rec.explanation = "ran: rerun asked for it"
+                continue
+            try:
+                parts = job_parts(self._handler(kind), self._arg_digests(),
+                                  {p: input_digest(d) for p, d in ins.inputs.items()})
+            except Uncacheable as exc:
+                rec.explanation = f"ran: it cannot be cached: {exc}"
+                continue
+            rec.fingerprint_parts = parts
+            rec.fingerprint = wanted[ins.job] = fingerprint_of(parts)
+        if not wanted:
+            return {}
+        recorder = run.recorder
+        if recorder is None:
+            for job in wanted:
+                records[job].explanation = "ran: the cache needs the journal (journal=False)"
+            return {}
+        found = recorder.find_cached(sorted(set(wanted.values())))
+        hits = {job: found[fp] for job, fp in wanted.items() if fp in found}
+        misses = [job for job in wanted if job not in hits]
+        earlier = recorder.last_parts(misses)
+        for job in misses:
+            records[job].explanation = why_it_ran(split_key(job)[0], earlier.get(job), records[job].fingerprint_parts)
+        for job, (run_id, *_rest) in hits.items():
+            records[job].explanation = f"cached from run {run_id}"
+        return hits
+
+    def _handler(self, kind: str) -> Any:
+        life = current_lifecycle(kind, self.run.handlers[kind])
+        stages = (life.pre_process, life.process, life.post_process)
+        known = self._handlers.get(kind)
+        if known is None or any(a is not b for a, b in zip(known[0], stages, strict=True)):
+            try:
+                found: Any = handler_print({"pre_process": stages[0], "process": stages[1],
+                                            "post_process": stages[2]})
+            except Uncacheable as exc:
+                found = exc
+            known = self._handlers[kind] = (stages, found)
+        if isinstance(known[1], Uncacheable):
+            raise known[1]
+        return known[1]
+
+    def _arg_digests(self) -> dict[str, str]:
+        if self._args is None:
+            try:
+                self._args = digest_args(self.run.args)
+            except Uncacheable as exc:
+                self._args = exc
+        if isinstance(self._args, Uncacheable):
+            raise self._args
+        return self._args
+
+
+def explain(run: Run, job: str) -> str:
+    """Why ``job`` of ``run`` ran or was reused, in one line (``Run.explain``)."""
+    rec = run.machine.records.get(job)
+    if rec is None:
+        run.graph.parents(split_key(job)[0])  # UnknownJobError with a suggestion
+        raise UnknownJobError(f"{job!r} is not a job of run {run.run_id}")
+    if rec.mapped:
+        counts: dict[str, int] = {}
+        for item in rec.items:
+            if item.explanation:
+                counts[item.explanation] = counts.get(item.explanation, 0) + 1
+        return "; ".join(f"{n} item{'s' if n != 1 else ''}: {line}" for line, n in counts.items()) \
+            or "its items are not known yet"
+    if rec.explanation:
+        return rec.explanation
+    if not run.machine.options_for(job).cache:
+        return "ran: the cache is off (cache=False)" if rec.attempts else "not sent; the cache is off"
+    return "not sent yet" if rec.status != FINISHED else "finished before the cache looked at it"
