@@ -11,7 +11,8 @@ fingerprints are made once per handler and forgotten when handlers change.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .cache import (
     Uncacheable,
@@ -22,6 +23,7 @@ from .cache import (
     job_parts,
     why_it_ran,
 )
+from .display import Table
 from .errors import UnknownJobError
 from .graph import split_key
 from .handlers import current_lifecycle
@@ -31,7 +33,7 @@ from .steps import Submit
 if TYPE_CHECKING:
     from .running import Run
 
-__all__ = ["RunCache", "explain"]
+__all__ = ["RunCache", "explain", "plan", "plan_table", "PlanRow"]
 
 
 class RunCache:
@@ -64,7 +66,7 @@ class RunCache:
                 rec.explanation = "ran: rerun asked for it"
                 continue
             try:
-                parts = job_parts(self._handler(kind), self._arg_digests(),
+                parts = job_parts(self.handler_print(kind), self.arg_digests(),
                                   {p: input_digest(d) for p, d in ins.inputs.items()})
             except Uncacheable as exc:
                 rec.explanation = f"ran: it cannot be cached: {exc}"
@@ -88,7 +90,8 @@ class RunCache:
             records[job].explanation = f"cached from run {run_id}"
         return hits
 
-    def _handler(self, kind: str) -> Any:
+    def handler_print(self, kind: str) -> Any:
+        """The fingerprint of ``kind``'s handler as it is now (made once per handler object)."""
         life = current_lifecycle(kind, self.run.handlers[kind])
         stages = (life.pre_process, life.process, life.post_process)
         known = self._handlers.get(kind)
@@ -103,7 +106,8 @@ class RunCache:
             raise known[1]
         return known[1]
 
-    def _arg_digests(self) -> dict[str, str]:
+    def arg_digests(self) -> dict[str, str]:
+        """Each run argument's digest."""
         if self._args is None:
             try:
                 self._args = digest_args(self.run.args)
@@ -132,3 +136,65 @@ def explain(run: Run, job: str) -> str:
     if not run.machine.options_for(job).cache:
         return "ran: the cache is off (cache=False)" if rec.attempts else "not sent; the cache is off"
     return "not sent yet" if rec.status != FINISHED else "finished before the cache looked at it"
+
+
+def plan(run: Run) -> dict[str, str]:
+    """What a run of ``run``'s graph would do with the cache, job type by type, without running anything.
+
+    A job whose parents would all be reused is looked up as the run would;
+    one whose parent runs again is said to run (its input is made anew). A
+    mapped type's items are decided when it runs.
+    """
+    lines: dict[str, str] = {}
+    reused: dict[str, Any] = {}  # job type -> its result, when it would be reused
+    recorder = run.recorder
+    for job in run.graph.topological_order():
+        if not run.machine.options_for(job).cache:
+            lines[job] = f"would run: cache=False for {job!r}" if run.options.cache else "would run: the cache is off"
+            continue
+        if run.graph.each_of(job) is not None or any(run.graph.each_of(p) for p in run.graph.parents(job)):
+            lines[job] = "would be decided when it runs: its items are known only then"
+            continue
+        again = [p for p in run.graph.parents(job) if p not in reused]
+        if again:
+            lines[job] = f"would run: its input {again[0]!r} is made again"
+            continue
+        try:
+            parts = job_parts(run.cache.handler_print(job), run.cache.arg_digests(),
+                              {p: input_digest(reused[p]) for p in run.graph.parents(job)})
+        except Uncacheable as exc:
+            lines[job] = f"would run: it cannot be cached: {exc}"
+            continue
+        if recorder is None:
+            lines[job] = "would run: the cache needs the journal (journal=False)"
+            continue
+        fp = fingerprint_of(parts)
+        found = recorder.find_cached([fp]).get(fp)
+        if found is not None:
+            reused[job] = found[1]
+            lines[job] = f"would be cached from run {found[0]}"
+        else:
+            earlier = recorder.last_parts([job]).get(job)
+            lines[job] = "would run" + why_it_ran(job, earlier, parts).removeprefix("ran")
+    return lines
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One job type of a cache dry run: what a run would do with it, and why."""
+
+    job: str
+    plan: str
+
+    columns: ClassVar[tuple[str, ...]] = ("job", "with the cache")
+    empty: ClassVar[str] = "(no jobs)"
+
+    def cells(self) -> tuple[str, str]:
+        return (self.job, self.plan)
+
+
+def plan_table(run: Run) -> Table:
+    """:func:`plan` as a table (what ``ov.run(..., cache=True, dry_run=True)`` returns)."""
+    lines = plan(run)
+    title = f"dry run of {len(lines)} job types with the cache: nothing was run"
+    return Table([PlanRow(job, line) for job, line in lines.items()], PlanRow, title=title, right_digits=False)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._run_cache import plan_table
 from .config import defaults
-from .display import log_step
-from .execution import Executor, connect
+from .display import Table, log_step
+from .errors import OptionError
+from .execution import Detached, Executor, connect
 from .graph import JobGraph
 from .handlers import validate_graph_handlers
-from .journal import attach, open_journal
+from .journal import attach, open_journal, reader_for
 from .running import Run
 from .store import store_location
 
@@ -34,8 +36,9 @@ def run(
     journal: Any = None,
     store: Any = None,
     preflight: bool = True,
+    dry_run: bool = False,
     **options: Any,
-) -> Run:
+) -> Run | Table:
     """Start running ``graph`` with ``handlers``; return the :class:`Run` at once.
 
     graph: a :class:`JobGraph` or a dict job type -> list of parent job types.
@@ -63,6 +66,11 @@ def run(
     Every engine must share it with the kernel (checked first; otherwise
     results are relayed through the kernel and ``run.message`` says so);
     ``False``: relay every result through the kernel.
+    cache: reuse the result of an earlier finished job (from any run in the
+    journal) whose fingerprint is the same: its handler's code and the globals
+    it reads, the args, its inputs' contents (SPEC §13); default
+    ``c.Overseer.cache``. With ``dry_run=True`` nothing runs: the returned
+    table says, job type by job type, what would be reused and what would run and why.
 
     Raises ``GraphError``/``HandlerError``/``ArgsError`` before anything runs,
     ``JournalError`` if the journal cannot be written (nothing is submitted).
@@ -73,6 +81,8 @@ def run(
     options.update({k: v for k, v in given.items() if v is not _UNSET})
     opts = defaults().run_options().with_changes(**options)
     book = open_journal(journal)  # before any cluster starts: a bad journal stops here
+    if dry_run:
+        return _dry_run(graph, handlers, args, opts, book)
     if book is not None:
         book.require_writable()
     if executor is None:
@@ -86,6 +96,19 @@ def run(
         attach(started, book)
     _last[:] = [started]
     return started.start()
+
+
+def _dry_run(graph: JobGraph, handlers: Mapping[str, Any], args: Any, opts: Any, book: Any) -> Table:
+    if not opts.cache:
+        raise OptionError(
+            "dry_run=True says what a run would reuse from the cache; give cache=True too "
+            "(a dry run of a retry or rerun is run.retry(dry_run=True) / run.rerun(job, dry_run=True))"
+        )
+    planned = Run(graph, handlers, Detached(), args=args, options=opts)
+    planned.refresh_job_options()
+    if book is not None:
+        planned.use_recorder(reader_for(book, planned))  # reads only: a dry run records nothing
+    return plan_table(planned)
 
 
 def last_run() -> Run | None:

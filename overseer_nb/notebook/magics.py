@@ -108,6 +108,9 @@ class OverseerMagics(Magics):
     @argument("--retry-delay", type=float, metavar="S", help="seconds before an automatic retry")
     @argument("--timeout", type=float, metavar="S", help="seconds a job may run before it fails")
     @argument("--max-faults", type=int, metavar="N", help="faults (ov.fault) after which a job fails")
+    @argument("--cache", action="store_true",
+              help="reuse the results of earlier runs' jobs whose code, args and inputs did not change")
+    @argument("--dry-run", action="store_true", help="with --cache: say what would be reused or run, and why; run nothing")
     def overseer_run(self, line):
         """Start running graph NAME with its handlers; show the run and return it.
 
@@ -118,12 +121,18 @@ class OverseerMagics(Magics):
 
             run = %overseer_run pipeline --args '{"n": 10}' --retries 2
             %overseer_run pipeline --wait
+            %overseer_run pipeline --cache --dry-run
         """
         a = parse_argstring(self.overseer_run, line)
+        if a.dry_run and not a.cache:
+            raise UsageError("--dry-run says what --cache would reuse; give both: %overseer_run NAME --cache --dry-run")
         run = self.notebook.start(
             a.name, args=" ".join(a.args) if a.args else None, retries=a.retries,
             retry_delay=a.retry_delay, timeout=a.timeout, max_faults=a.max_faults,
+            cache=True if a.cache else None, dry_run=a.dry_run or None,
         )
+        if a.dry_run:
+            return run  # the plan: nothing was started
         return self._show(run, "overseer_run", wait=a.wait)
 
     @line_magic

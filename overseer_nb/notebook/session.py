@@ -108,7 +108,8 @@ class Notebook:
     def start(self, name: str, *, args: str | Mapping | None = None, **options: Any) -> Run:
         """Start graph ``name`` with its current handlers; ``args`` may be JSON text.
 
-        options: retries, retry_delay, timeout, max_faults (None: the configured default).
+        options: retries, retry_delay, timeout, max_faults, cache, dry_run (None: the configured default).
+        With ``dry_run``, the cache's plan (a table) instead of a run.
         """
         graph = self.graph(name)
         handlers = self.checked_handlers(name, graph)
@@ -120,6 +121,8 @@ class Notebook:
         except OptionError as exc:  # checked before anything starts
             exc.args = (f"{exc}; nothing was started",)
             raise
+        if not isinstance(started, Run):  # a dry run's plan
+            return started
         self.runs[started.run_id] = started
         return started
 
