@@ -41,7 +41,8 @@ class RunCache:
 
     def __init__(self, run: Run):
         self.run = run
-        self._handlers: dict[str, tuple[tuple, Any]] = {}  # job type -> (its stage functions, print or error)
+        # ids of the stage functions -> (the functions, kept so ids stay theirs; their print or why not)
+        self._handlers: dict[tuple[int, ...], tuple[tuple, Any]] = {}
         self._args: dict[str, str] | Uncacheable | None = None
         self.forced: set[str] = set()  # jobs a rerun asked for: they run whatever the cache holds
 
@@ -94,14 +95,15 @@ class RunCache:
         """The fingerprint of ``kind``'s handler as it is now (made once per handler object)."""
         life = current_lifecycle(kind, self.run.handlers[kind])
         stages = (life.pre_process, life.process, life.post_process)
-        known = self._handlers.get(kind)
+        key = tuple(id(f) for f in stages)  # many job types may share one function: printed once
+        known = self._handlers.get(key)
         if known is None or any(a is not b for a, b in zip(known[0], stages, strict=True)):
             try:
                 found: Any = handler_print({"pre_process": stages[0], "process": stages[1],
                                             "post_process": stages[2]})
             except Uncacheable as exc:
                 found = exc
-            known = self._handlers[kind] = (stages, found)
+            known = self._handlers[key] = (stages, found)
         if isinstance(known[1], Uncacheable):
             raise known[1]
         return known[1]
