@@ -1,8 +1,9 @@
 """Pictures and text of a run: DOT and SVG, the live widget, the text log, tables.
 
 ``dot`` holds the pure DOT source and the state colours, ``layered`` the quick
-picture of a big graph (pure Python); ``render`` runs the Graphviz ``dot``
-program, in the background for a big graph. The widget names (:class:`RunWidget`, ``display_run``,
+picture of a big graph (pure Python), ``mapped`` the count and bar of a mapped
+job type's node (pure); ``render`` runs the Graphviz ``dot`` program, in the
+background for a big graph. The widget names (:class:`RunWidget`, ``display_run``,
 ``static_bundle``, ``static_picture``) are loaded on first use, so widget
 packages (anywidget, ipywidgets) are imported only when a widget is made.
 """

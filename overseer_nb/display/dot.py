@@ -14,7 +14,7 @@ from ..states import DISPLAY_STATES
 if TYPE_CHECKING:
     from ..graph import JobGraph
 
-__all__ = ["STATE_STYLE", "FAST_LAYOUT_JOBS", "graph_dot", "legend_svg"]
+__all__ = ["STATE_STYLE", "FAST_LAYOUT_JOBS", "MAPPED_NODE", "EACH_EDGE", "graph_dot", "legend_svg"]
 
 # Above this many jobs dot is asked for a quicker layout: ranks by the longest path
 # (newrank) and capped crossing and positioning passes. For the layered 10,000-job graph
@@ -38,9 +38,18 @@ STATE_STYLE: dict[str, dict[str, str]] = {
 }
 assert set(STATE_STYLE) == set(DISPLAY_STATES)
 
+# A mapped job type's node: a second outline (a stack of jobs), its name (\N) over an empty
+# line that leaves room for the item count and bar (display/mapped.py); wide enough for "10000/10000".
+MAPPED_NODE = 'peripheries=2, height=0.6, width=1.0, label="\\N\\n "'
+# The edge from the parent a mapped type maps over: the fan-out, written on the edge.
+EACH_EDGE = 'label=" each", fontsize=9, fontcolor="#555555", fontname="DejaVu Sans,Helvetica,Arial,sans-serif"'
+
 
 def graph_dot(graph: JobGraph, *, fast: bool | None = None) -> str:
     """DOT source of ``graph``: parents above children, node ids ``ovjob_<i>`` in graph order.
+
+    A mapped job type is one node (:data:`MAPPED_NODE`: a double outline, room
+    for its item bar) and the edge from the parent it maps over says "each".
 
     ``fast``: ask for dot's quicker passes; by default for a graph of more than
     :data:`FAST_LAYOUT_JOBS` jobs.
@@ -55,11 +64,15 @@ def graph_dot(graph: JobGraph, *, fast: bool | None = None) -> str:
         'fontname="DejaVu Sans,Helvetica,Arial,sans-serif", fontsize=11, height=0.35];',
         '  edge [color="#888888", arrowsize=0.6];',
     ]
+    mapped = set(graph.mapped)
     for i, job in enumerate(graph):
-        lines.append(f"  {_quote(job)} [id=\"ovjob_{i}\"];")
+        extra = f", {MAPPED_NODE}" if job in mapped else ""
+        lines.append(f"  {_quote(job)} [id=\"ovjob_{i}\"{extra}];")
     for job in graph:
+        over = graph.each_of(job)
         for parent in graph.parents(job):
-            lines.append(f"  {_quote(parent)} -> {_quote(job)};")
+            extra = f" [{EACH_EDGE}]" if parent == over else ""
+            lines.append(f"  {_quote(parent)} -> {_quote(job)}{extra};")
     lines.append("}")
     return "\n".join(lines)
 

@@ -11,7 +11,10 @@ The SVG has the shape of ``dot``'s, so the widget's front end, its CSS and
 :func:`~overseer_nb.display.render.static_svg` treat both alike: a
 ``<svg width="..pt" height="..pt" viewBox="...">`` root and, per job, a
 ``<g id="ovjob_<i>" class="node overseer-node" data-job=... data-state=...>``
-holding its ``<title>``, a ``<path>`` outline and a ``<text>`` label.
+holding its ``<title>``, a ``<path>`` outline and a ``<text>`` label. A mapped
+job type's node is taller, has a second outline and the item count and bar of
+:func:`~.mapped.overlay` (class ``overseer-mapped``); the edge from the parent
+it maps over says "each".
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..states import UNSTARTED
 from .dot import STATE_STYLE
+from .mapped import overlay
 
 if TYPE_CHECKING:
     from ..graph import JobGraph
@@ -33,6 +37,8 @@ MAX_LABEL = 24  # characters of a label drawn at most; the <title> keeps the who
 _FONT = 11.0  # pt, as in dot.graph_dot
 _CHAR = 0.62 * _FONT  # an average DejaVu Sans advance: a width estimate, no font metrics
 _HEIGHT = 25.2  # 0.35 in, as in dot.graph_dot
+_MAPPED_HEIGHT = 37.4  # 0.52 in: the name at the top, the count and bar under it
+_PERIPHERY = 4.0  # the gap to a mapped node's second outline, as dot draws it
 _PAD = 7.0  # between a label and its box's sides
 _MIN_CHARS = int((54.0 - 2 * _PAD) / _CHAR)  # a box at least as wide as dot's smallest (0.75 in)
 _GAP_X = 14.0
@@ -79,7 +85,7 @@ def layered_svg(graph: JobGraph) -> str:
     Node ids are ``ovjob_<i>`` in graph order, as in :func:`.dot.graph_dot`.
     Linear in the size of the graph: about 0.05 s for 10,000 jobs.
     """
-    parents = graph.to_dict()
+    parents = {job: list(graph.parents(job)) for job in graph}  # names (to_dict has each(...) objects)
     rows = _rows(graph, parents)
     # one width for all: room for nine labels in ten; a longer one is clipped (its <title> is whole)
     lengths = sorted(len(job) for job in parents)
@@ -87,26 +93,35 @@ def layered_svg(graph: JobGraph) -> str:
     width = round(chars * _CHAR + 2 * _PAD, 1)
     pitch = width + _GAP_X
     total_w = max((len(row) for row in rows), default=1) * pitch - _GAP_X
-    half, h, r = width / 2, _HEIGHT, _RADIUS
+    half, r = width / 2, _RADIUS
+    mapped = set(graph.mapped)
+    height = {job: _MAPPED_HEIGHT if job in mapped else _HEIGHT for job in parents}
     # each job's top left corner; rows of one depth closer together than depths
     pos: dict[str, tuple[float, float]] = {}
-    y, previous = 0.0, -1
+    y, previous, above_h = 0.0, -1, 0.0
     for row in rows:
         depth = graph.depth(row[0])
         if previous >= 0:
-            y += h + (_GAP_WRAP if depth == previous else _GAP_DEPTH)
+            y += above_h + (_GAP_WRAP if depth == previous else _GAP_DEPTH)
         previous = depth
+        above_h = max(height[job] for job in row)
         left = (total_w - (len(row) * pitch - _GAP_X)) / 2
         for col, job in enumerate(row):
             pos[job] = (round(left + col * pitch, 1), round(y, 1))
-    w_pt, h_pt = total_w + 2 * _MARGIN, (y + h if rows else 0.0) + 2 * _MARGIN
+    w_pt, h_pt = total_w + 2 * _MARGIN, (y + above_h if rows else 0.0) + 2 * _MARGIN
 
-    edges = []
+    edges, each = [], []
     for job, above in parents.items():
         cx, cy = pos[job]
+        over = graph.each_of(job) if job in mapped else None
         for parent in above:
             px, py = pos[parent]
-            edges.append(f"M{px + half:.1f},{py + h:.1f}L{cx + half:.1f},{cy:g}")
+            top = py + height[parent]
+            edges.append(f"M{px + half:.1f},{top:.1f}L{cx + half:.1f},{cy:g}")
+            if parent == over:
+                mx, my = (px + cx) / 2 + half + 3, (top + cy) / 2 + 3
+                each.append(f'<text class="overseer-each" x="{mx:.1f}" y="{my:.1f}" text-anchor="start" '
+                            f'font-size="8" fill="#555555">each</text>\n')
     parts = [
         f'<svg width="{w_pt:.0f}pt" height="{h_pt:.0f}pt"\n viewBox="0.00 0.00 {w_pt:.2f} {h_pt:.2f}" '
         'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">\n'
@@ -116,19 +131,43 @@ def layered_svg(graph: JobGraph) -> str:
     ]
     if edges:
         parts.append(f'<path class="overseer-edges" fill="none" stroke="#888888" stroke-width="0.8" d="{"".join(edges)}"/>\n')
+    parts.extend(each)
     style = STATE_STYLE[UNSTARTED]
-    outline = (
-        f'<path fill="{style["fill"]}" stroke="{style["stroke"]}" d="M{r:g},0H{width - r:g}A{r:g},{r:g} 0 0 1 {width:g},{r:g}'
-        f'V{h - r:g}A{r:g},{r:g} 0 0 1 {width - r:g},{h:g}H{r:g}A{r:g},{r:g} 0 0 1 0,{h - r:g}V{r:g}A{r:g},{r:g} 0 0 1 {r:g},0Z"/>'
+    fill_stroke = f'fill="{style["fill"]}" stroke="{style["stroke"]}"'
+    outline = f"<path {fill_stroke} d=\"{_box_path(0.0, width, _HEIGHT, r)}\"/>"
+    label = f'<text x="{half:g}" y="{round(_HEIGHT / 2 + _FONT * 0.35, 1):g}">'
+    p = _PERIPHERY
+    mapped_outline = (
+        f"<path {fill_stroke} d=\"{_box_path(0.0, width, _MAPPED_HEIGHT, r)}\"/>"
+        f'<path fill="none" stroke="{style["stroke"]}" transform="translate({-p:g},{-p:g})" '
+        f'd="{_box_path(0.0, width + 2 * p, _MAPPED_HEIGHT + 2 * p, r + 2)}"/>'
     )
-    label = f'<text x="{half:g}" y="{round(h / 2 + _FONT * 0.35, 1):g}">'
+    mapped_label = f'<text x="{half:g}" y="{round(_FONT + 2.5, 1):g}">'
+    mapped_overlay = overlay((0.0, 0.0, width, _MAPPED_HEIGHT))
     escape = html.escape
     for i, job in enumerate(parents):
         x, y = pos[job]
         name = escape(job)
+        text = escape(_label(job, chars))
+        if job in mapped:
+            parts.append(
+                f'<g id="ovjob_{i}" class="node overseer-node overseer-mapped" data-job="{name}" data-state="{UNSTARTED}" '
+                f'transform="translate({x:g},{y:g})"><title>{name}</title>{mapped_outline}{mapped_label}{text}</text>'
+                f"{mapped_overlay}</g>\n"
+            )
+            continue
         parts.append(
             f'<g id="ovjob_{i}" class="node overseer-node" data-job="{name}" data-state="{UNSTARTED}" '
-            f'transform="translate({x:g},{y:g})"><title>{name}</title>{outline}{label}{escape(_label(job, chars))}</text></g>\n'
+            f'transform="translate({x:g},{y:g})"><title>{name}</title>{outline}{label}{text}</text></g>\n'
         )
     parts.append("</g>\n</svg>\n")
     return "".join(parts)
+
+
+def _box_path(x: float, width: float, h: float, r: float) -> str:
+    """A rounded box from ``(x, 0)``, ``width`` by ``h``, corners of radius ``r`` (one path)."""
+    return (
+        f"M{x + r:g},0H{x + width - r:g}A{r:g},{r:g} 0 0 1 {x + width:g},{r:g}"
+        f"V{h - r:g}A{r:g},{r:g} 0 0 1 {x + width - r:g},{h:g}H{x + r:g}A{r:g},{r:g} 0 0 1 {x:g},{h - r:g}"
+        f"V{r:g}A{r:g},{r:g} 0 0 1 {x + r:g},0Z"
+    )

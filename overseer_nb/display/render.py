@@ -33,6 +33,7 @@ from ..errors import DotNotFoundError
 from ..states import UNSTARTED
 from .dot import STATE_STYLE, graph_dot
 from .layered import layered_svg, widest_depth
+from .mapped import box_of, fill, overlay
 
 if TYPE_CHECKING:
     from ..graph import JobGraph
@@ -95,15 +96,28 @@ def run_dot(graph: JobGraph, *, low_priority: bool = False) -> str:
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype
     svg = re.sub(r"<!--.*?-->\n", "", svg, flags=re.S)  # a comment per node and edge
     jobs = list(graph)
+    mapped = set(graph.mapped)
 
     def tag(match: re.Match) -> str:
         job = jobs[int(match.group(1))]
+        kind = " overseer-mapped" if job in mapped else ""
         return (
-            f'<g id="ovjob_{match.group(1)}" class="node overseer-node" '
+            f'<g id="ovjob_{match.group(1)}" class="node overseer-node{kind}" '
             f'data-job="{html.escape(job, quote=True)}" data-state="{UNSTARTED}"'
         )
 
-    return re.sub(r'<g id="ovjob_(\d+)" class="node"', tag, svg)
+    svg = re.sub(r'<g id="ovjob_(\d+)" class="node"', tag, svg)
+    return _MAPPED.sub(_add_overlay, svg) if mapped else svg
+
+
+_MAPPED = re.compile(r'(<g id="ovjob_\d+" class="node overseer-node overseer-mapped"[^>]*>)(.*?)(</g>)', re.S)
+
+
+def _add_overlay(match: re.Match) -> str:
+    """A mapped node of dot's SVG gets its (empty) item count and bar, inside its inner outline."""
+    box = box_of(match.group(2))
+    body = match.group(2) if box is None else match.group(2).rstrip("\n") + overlay(box) + "\n"
+    return f"{match.group(1)}{body}{match.group(3)}"
 
 
 class _Layouts:
@@ -252,30 +266,46 @@ def clear_layouts() -> None:
     quick_svg.cache_clear()
 
 
-_NODE = re.compile(r'(<g id="ovjob_\d+" class="node overseer-node" data-job="([^"]*)" data-state=")[^"]*("[^>]*>)(.*?)(</g>)', re.S)
+_NODE = re.compile(
+    r'(<g id="ovjob_\d+" class="node overseer-node( overseer-mapped)?" data-job="([^"]*)" data-state=")[^"]*("[^>]*>)(.*?)(</g>)',
+    re.S,
+)
 _SHAPE = re.compile(r'<(path|polygon|ellipse)([^>]*?)fill="[^"]*"([^>]*?)stroke="[^"]*"')
+_OUTER = re.compile(r'<(path|polygon)( fill="none")([^>]*?)stroke="[^"]*"')  # a mapped node's second outline
 
 
-def static_svg(graph: JobGraph, states: dict[str, str]) -> str:
+def static_svg(
+    graph: JobGraph, states: dict[str, str], items: dict[str, dict[str, int] | None] | None = None
+) -> str:
     """The picture of ``graph`` (:func:`picture_svg`) with each node coloured by ``states``, inline.
 
     Inline attributes, not CSS, so GitHub and nbviewer show the colours.
-    Raises :class:`DotNotFoundError`.
+    ``items``: mapped job type -> its items' display states counted (None while
+    not known): its node shows ``done/total`` and the bar. Raises :class:`DotNotFoundError`.
     """
     svg = picture_svg(graph)
+    items = items or {}
 
     def colour(match: re.Match) -> str:
-        job = html.unescape(match.group(2))
+        job = html.unescape(match.group(3))
         state = states.get(job, UNSTARTED)
         style = STATE_STYLE.get(state, STATE_STYLE[UNSTARTED])
         dash = f' stroke-dasharray="{style["dash"]}"' if style["dash"] else ""
         body = _SHAPE.sub(
             lambda m: f'<{m.group(1)}{m.group(2)}fill="{style["fill"]}"{m.group(3)}stroke="{style["stroke"]}" '
             f'stroke-width="{style["stroke-width"]}"{dash}',
-            match.group(4),
+            match.group(5),
             count=1,
         )
-        return f"{match.group(1)}{state}{match.group(3)}{body}{match.group(5)}"
+        if match.group(2):  # mapped: the second outline too, then the count and the bar
+            body = _OUTER.sub(  # thin: the thick outline of a failed job is the inner one
+                lambda m: f'<{m.group(1)}{m.group(2)}{m.group(3)}stroke="{style["stroke"]}"{dash}', body, count=1
+            )
+            counts = items.get(job)
+            body = fill(body, counts)
+            if counts is not None:
+                return f'{match.group(1)}{state}" data-items="{sum(counts.values())}{match.group(4)}{body}{match.group(6)}'
+        return f"{match.group(1)}{state}{match.group(4)}{body}{match.group(6)}"
 
     return _NODE.sub(colour, svg)
 

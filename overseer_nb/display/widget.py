@@ -10,6 +10,11 @@ seconds as one custom message ``{"kind": "states", "states": {job: state}}``
 plus the header traits. The front end (``static/widget.js``) sets ``data-state`` on the
 existing node ``<g>`` elements; the CSS (``static/widget.css``) colours them.
 
+A mapped job type is one node. Its items' changes never cross the wire one by
+one: the widget counts them per type (:class:`~.tally.ItemTally`) and the same
+message carries, for each type whose counts changed, ``"items": {type: {state:
+count}}``; the front end draws ``done/total`` and the bar in the node.
+
 Messages from the front end: ``hello`` (a new view asks for all states),
 ``select`` (a job's details), ``preview`` (what a button would run again) and
 ``action`` (a button was clicked). Replies carry the asking view's id.
@@ -20,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +33,12 @@ import traitlets as t
 
 from ..config import defaults
 from ..errors import DotNotFoundError
-from ..states import DISPLAY_STATES, FINISHED
-from .details import ACTIONS, act, job_details, preview
+from ..states import DISPLAY_STATES
+from .details import ACTIONS, act, job_details, preview, reply_jobs
 from .dot import legend_svg
-from .render import first_picture, static_svg
+from .render import first_picture
+from .saved import BIG_JOBS, display_run, pending_bundle, static_bundle, static_picture
+from .tally import ItemTally, is_item
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -42,8 +48,6 @@ __all__ = ["BIG_JOBS", "RunWidget", "display_run", "static_bundle", "static_pict
 log = logging.getLogger("overseer_nb")
 
 _STATIC = Path(__file__).parent / "static"
-
-BIG_JOBS = 1000  # a bigger graph: no animation in the front end (static/widget.js BIG), no picture mid-run
 
 
 class RunWidget(anywidget.AnyWidget):
@@ -62,8 +66,10 @@ class RunWidget(anywidget.AnyWidget):
     layout_pending = t.Bool(False, help="Graphviz is laying the graph out; its picture replaces `svg`.").tag(sync=True)
     legend = t.Unicode("", help="The legend of display states (SVG).").tag(sync=True)
     run_id = t.Unicode("").tag(sync=True)
-    total = t.Int(0, help="Jobs in the graph.").tag(sync=True)
-    counts = t.Dict(help="Display state -> how many jobs are in it.").tag(sync=True)
+    nodes = t.Int(0, help="Nodes of the picture: the graph's job types.").tag(sync=True)
+    mapped = t.List(t.Unicode(), help="The mapped job types (one node each, with an item bar).").tag(sync=True)
+    total = t.Int(0, help="Jobs of the run: each item of a mapped type is one (as run.counts() counts).").tag(sync=True)
+    counts = t.Dict(help="Display state -> how many jobs (items counted one by one) are in it.").tag(sync=True)
     message = t.Unicode("", help="The run's message, e.g. 'no engines'.").tag(sync=True)
     running = t.Bool(False).tag(sync=True)
     elapsed = t.Float(0.0, help="Seconds since the run started, when last sent.").tag(sync=True)
@@ -74,7 +80,10 @@ class RunWidget(anywidget.AnyWidget):
         self._interval = max(0.02, defaults().update_interval if interval is None else interval)
         self._lock = threading.Lock()  # guards _pending and _thread; the loop thread takes only this
         self._send_lock = threading.RLock()  # one thread syncs at a time; snapshots after their deltas
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, str] = {}  # job type or item -> display state, since the last flush
+        self._resync: set[str] = set()  # mapped types whose items must be read anew
+        self._tally = ItemTally(run.graph.mapped)  # guarded by _send_lock
+        self._machine = run.machine  # a refused journal write replaces it: then every count is read anew
         self._thread: threading.Thread | None = None
         self._closed = False
         self._static_handles: list[Any] = []
@@ -91,9 +100,11 @@ class RunWidget(anywidget.AnyWidget):
             # subscribe before reading the states, so no change falls between the two
             self._unsubscribe = run.subscribe(self._on_step)
             self._states: dict[str, str] = dict(run.display_states)
+            for job in run.graph.mapped:
+                self._tally.resync(run, job)
             super().__init__(
                 svg=svg, layout=layout, layout_pending=pending is not None, legend=legend_svg(),
-                run_id=run.run_id, total=len(run.graph), labels=dict(ACTIONS),
+                run_id=run.run_id, nodes=len(run.graph), mapped=list(run.graph.mapped), labels=dict(ACTIONS),
                 **self._header_state(done=run.done), **kwargs,
             )
         self.on_msg(self._on_msg)
@@ -111,6 +122,12 @@ class RunWidget(anywidget.AnyWidget):
         with self._send_lock:
             return dict(self._states)
 
+    @property
+    def items(self) -> dict[str, dict[str, int] | None]:
+        """Mapped job type -> its items' display states counted (None while not known), as last sent."""
+        with self._send_lock:
+            return self._tally.all_counts()
+
     def __repr__(self) -> str:
         return f"RunWidget({self._run.summary()})"
 
@@ -125,8 +142,26 @@ class RunWidget(anywidget.AnyWidget):
         with self._lock:
             if self._closed:
                 return
-            self._pending.update(step.display)
+            if step.removed or step.expanded:
+                self._reshaped(step)
+            else:
+                self._pending.update(step.display)
             self._start_flusher()
+
+    def _reshaped(self, step: Any) -> None:
+        """Items became known or were forgotten (rare): their types are read anew at the next flush.
+
+        What was recorded of those types' items before, and this step's changes
+        of them, are dropped: the flush reads the items as they are then.
+        """
+        types = {key.rsplit("[", 1)[0] for key in step.removed} | set(step.expanded)
+        self._resync |= types
+        pending = self._pending
+        for key in [k for k in pending if is_item(k) and k.rsplit("[", 1)[0] in types]:
+            del pending[key]
+        pending.update(
+            (k, s) for k, s in step.display.items() if not (is_item(k) and k.rsplit("[", 1)[0] in types)
+        )
 
     def _start_flusher(self) -> None:
         if self._thread is None:  # caller holds self._lock
@@ -146,28 +181,57 @@ class RunWidget(anywidget.AnyWidget):
             except Exception:
                 log.exception("overseer_nb: the widget of run %s could not update", self._run.run_id)
             with self._lock:
-                if self._closed or (done and not self._pending):
+                if self._closed or (done and not self._pending and not self._resync):
                     self._thread = None
                     break
         if done and not self._closed:
             self._update_static()
 
     def flush(self, *, done: bool | None = None) -> None:
-        """Send the changes recorded since the last flush (the flusher thread calls this)."""
+        """Send the changes recorded since the last flush (the flusher thread calls this).
+
+        One message at most: the job types whose display state changed, and the
+        item counts of the mapped types whose counts changed.
+        """
         with self._send_lock:
             with self._lock:
                 pending, self._pending = self._pending, {}
-            delta = {job: s for job, s in pending.items() if self._states.get(job) != s}
+                resync, self._resync = self._resync, set()
+            items = self._count_items(pending, resync) if self._tally.known else []
+            delta = {job: s for job, s in pending.items() if not is_item(job) and self._states.get(job) != s}
             self._states.update(delta)
             with self.hold_sync():
-                self._header(done=self._run.done if done is None else done, force_elapsed=bool(delta))
-            if delta:
-                self.send({"kind": "states", "states": delta})
+                self._header(done=self._run.done if done is None else done, force_elapsed=bool(delta or items))
+            if delta or items:
+                message: dict[str, Any] = {"kind": "states", "states": delta}
+                if items:
+                    message["items"] = {job: self._tally.counts(job) for job in items}
+                self.send(message)
+
+    def _count_items(self, pending: dict[str, str], resync: set[str]) -> list[str]:
+        """Apply the items' changes to the tally; return the mapped types whose counts changed."""
+        run, tally = self._run, self._tally
+        if run.machine is not self._machine:
+            self._machine = run.machine
+            resync = set(tally.known)
+        changed: set[str] = set()
+        for job in resync | set(tally.stale(run)):
+            before = tally.counts(job)
+            tally.resync(run, job)
+            if tally.counts(job) != before:
+                changed.add(job)
+        for key, state in pending.items():
+            if is_item(key):
+                job = tally.apply(key, state)
+                if job is not None:
+                    changed.add(job)
+        return [job for job in run.graph.mapped if job in changed]
 
     def _header_state(self, *, done: bool) -> dict[str, Any]:
-        counts = Counter(self._states.values())
+        counts = self._tally.header_counts(self._states)
         return {
-            "counts": {s: counts[s] for s in DISPLAY_STATES if counts[s]},
+            "total": sum(counts.values()),
+            "counts": {s: counts[s] for s in DISPLAY_STATES if counts.get(s)},
             "message": self._run.message or self._dot_error,
             "elapsed": round(self._elapsed(done), 1),
             "running": not done,
@@ -175,6 +239,7 @@ class RunWidget(anywidget.AnyWidget):
 
     def _header(self, *, done: bool, force_elapsed: bool = True) -> None:
         state = self._header_state(done=done)
+        self.total = state["total"]
         self.counts = state["counts"]
         self.message = state["message"]
         if force_elapsed or self.running != (not done):
@@ -205,12 +270,21 @@ class RunWidget(anywidget.AnyWidget):
             log.exception("overseer_nb: the widget of run %s could not update", self._run.run_id)
         self._update_static()
 
+    def keep_picture(self, handle: Any, *, drawn: bool = True) -> None:
+        """Keep the saved picture shown through ``handle`` (a display handle) up to date.
+
+        ``drawn`` False: it is a placeholder; it is drawn now if the run already ended.
+        """
+        self._static_handles.append(handle)
+        if not drawn and self._run.done:
+            self._update_static()
+
     def _update_static(self) -> None:
         with self._static_lock:
             if not self._static_handles:
                 return
             try:
-                bundle = static_bundle(self._run, self.states)
+                bundle = static_bundle(self._run, self.states, self.items)
                 for handle in list(self._static_handles):
                     handle.update(bundle, raw=True)
             except Exception:
@@ -253,15 +327,18 @@ class RunWidget(anywidget.AnyWidget):
                 with self._send_lock:
                     with self.hold_sync():
                         self._header(done=self._run.done)
-                    self.send({"kind": "snapshot", "view": view, "states": dict(self._states)})
+                    self.send({"kind": "snapshot", "view": view, "states": dict(self._states),
+                               "items": self._tally.all_counts()})
             elif kind == "select":
-                self.send({"kind": "details", "view": view, "job": job, "details": job_details(self._run, job)})
+                details = job_details(self._run, job, state=content.get("state") or None,
+                                      offset=int(content.get("offset") or 0))
+                self.send({"kind": "details", "view": view, "job": job, "details": details})
             elif kind == "preview":
                 jobs = preview(self._run, action, job)
-                self.send({"kind": "preview", "view": view, "action": action, "job": job, "jobs": jobs})
+                self.send({"kind": "preview", "view": view, "action": action, "job": job, **reply_jobs(jobs)})
             elif kind == "action":
                 jobs = act(self._run, action, job)
-                self.send({"kind": "done", "view": view, "action": action, "job": job, "jobs": jobs})
+                self.send({"kind": "done", "view": view, "action": action, "job": job, **reply_jobs(jobs)})
             else:
                 raise ValueError(f"unknown widget message kind {kind!r}")
         except Exception as exc:
@@ -279,101 +356,3 @@ class RunWidget(anywidget.AnyWidget):
         if self._settle in self._run.settle_hooks:
             self._run.settle_hooks.remove(self._settle)
         super().close()
-
-
-def static_picture(run: Any, states: dict[str, str] | None = None) -> str:
-    """One SVG: a summary line, the graph coloured by ``states`` (inline colours), the legend.
-
-    For saved notebooks (GitHub, nbviewer). It carries the text
-    ``overseer-static-<run id>`` so a live view of the run can hide it.
-    """
-    import html
-    import re
-
-    states = run.display_states if states is None else states
-    graph = static_svg(run.graph, states)
-    size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s*viewBox="([^"]*)"', graph)
-    gw, gh = (float(size.group(1)) * 4 / 3, float(size.group(2)) * 4 / 3) if size else (400.0, 300.0)
-    view_box = size.group(3) if size else f"0 0 {gw} {gh}"
-    inner = graph[graph.index(">", graph.index("<svg")) + 1: graph.rindex("</svg>")]
-    legend = legend_svg()
-    lw = float(re.search(r'width="([\d.]+)"', legend).group(1))
-    legend_inner = legend[legend.index(">") + 1: legend.rindex("</svg>")]
-    counts = Counter(states.values())
-    summary = ", ".join(f"{counts[s]} {s}" for s in DISPLAY_STATES if counts[s])
-    done = sum(1 for s in states.values() if s == FINISHED)
-    title = html.escape(f"Run {run.run_id}: {done}/{len(run.graph)} finished ({summary})")
-    width, height = max(gw, lw) + 8, gh + 60
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-        f'class="overseer-static" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}">'
-        f"<desc>overseer-static-{html.escape(run.run_id)}</desc>"
-        f'<text x="4" y="15" font-size="12" font-family="sans-serif">{title}</text>'
-        f'<svg x="4" y="24" width="{gw:.1f}" height="{gh:.1f}" viewBox="{view_box}">{inner}</svg>'
-        f'<g transform="translate(0,{gh + 30:.1f})">{legend_inner}</g></svg>'
-    )
-
-
-def static_bundle(run: Any, states: dict[str, str] | None = None) -> dict[str, str]:
-    """The saved picture's mimebundle: SVG of the last state, summary text."""
-    try:
-        return {"image/svg+xml": static_picture(run, states), "text/plain": run.summary()}
-    except DotNotFoundError:
-        return {"text/plain": run.summary()}
-
-
-def pending_bundle(run: Any) -> dict[str, str]:
-    """What stands in for the saved picture of a big run still going on: one line of SVG.
-
-    It carries ``overseer-static-<run id>`` as :func:`static_picture` does, so a
-    live view hides it; the picture replaces it when the run ends.
-    """
-    import html
-
-    line = html.escape(f"Run {run.run_id}: {len(run.graph):,} jobs; the picture is saved when the run ends.")
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" class="overseer-static" width="640" height="22" viewBox="0 0 640 22">'
-        f"<desc>overseer-static-{html.escape(run.run_id)}</desc>"
-        f'<text x="4" y="15" font-size="12" font-family="sans-serif">{line}</text></svg>'
-    )
-    return {"image/svg+xml": svg, "text/plain": run.summary()}
-
-
-def _has_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def display_run(run: Any) -> None:
-    """Show ``run`` in a notebook: its live widget, then its static picture (kept up to date).
-
-    The static picture is what a saved notebook shows without a kernel; while
-    the widget is live, its front end hides the picture. Outside a kernel
-    (a terminal, a script) only the summary line is shown.
-    """
-    from IPython.display import display
-
-    if not _has_kernel():
-        display({"text/plain": run.summary()}, raw=True)
-        return
-    try:
-        widget = run.widget
-    except ImportError as exc:  # anywidget/ipywidgets missing: the picture still informs
-        log.warning("overseer_nb: no live widget (%s); pip install anywidget ipywidgets", exc)
-        display(static_bundle(run), raw=True)
-        return
-    display(widget)
-    # A big graph's picture is megabytes: while the run goes on, a line stands in for it
-    # (the front end would parse it only to hide it); the run's end draws the picture.
-    placeholder = not run.done and len(run.graph) > BIG_JOBS
-    bundle = pending_bundle(run) if placeholder else static_bundle(run, widget.states)
-    handle = display(bundle, raw=True, display_id=True)
-    if handle is not None:
-        widget._static_handles.append(handle)
-        if placeholder and run.done:  # it ended while this was shown
-            widget._update_static()

@@ -6,8 +6,19 @@
 // colours them. A big graph's quick picture is replaced once, by Graphviz's
 // layout: the view keeps every state it was sent and colours the new picture
 // with them. User actions go to the kernel as messages.
+//
+// A mapped job type is one node (class overseer-mapped). The kernel sends its
+// items' display states counted ({kind: "states", items: {type: {state: n}}});
+// this view writes `done/total` in the node's text.ov-items-count, one
+// rect.ov-seg per state in its bar (rect.ov-items-track), and data-items="N" on
+// its <g>. Its panel lists the items a page at a time.
 
-const BIG = 1000; // jobs: above, a picture without animation
+const BIG = 1000; // nodes: above, a picture without animation
+// the bar, left to right (display/mapped.py BAR_STATES), and its smallest segment
+const BAR_STATES = ["finished", "cached", "failed", "aborted", "started", "retrying", "requeued", "blocked", "unstarted"];
+const MIN_SEGMENT = 1.5;
+const INSET = 1.0; // white between the track's outline and its segments (display/mapped.py INSET)
+const LIST_REFRESH = 1000; // ms: an open list of items is asked for again at most this often
 const BUTTONS = { retry_failed: "Retry failed", cancel: "Cancel", retry: "Retry subtree", rerun: "Rerun from here", abort: "Abort" };
 
 // Views of a run alive in this page, per run id: while one lives, the static
@@ -63,13 +74,42 @@ function fmtClock(epoch) {
   return new Date(epoch * 1000).toLocaleTimeString();
 }
 
+// "train[3]" -> "train": the node of an item is its type's
+function typeOf(job) {
+  return job == null ? job : job.replace(/\[\d+\]$/, "");
+}
+
+// [state, x, width] of a bar of `width` from `x` (display/mapped.py segments)
+function segments(counts, x, width) {
+  const total = BAR_STATES.reduce((n, s) => n + (counts[s] || 0), 0);
+  if (total <= 0 || width <= 0) return [];
+  const widths = new Map();
+  for (const s of BAR_STATES) if ((counts[s] || 0) > 0) widths.set(s, (width * counts[s]) / total);
+  const small = [...widths].filter(([, w]) => w < MIN_SEGMENT).map(([s]) => s);
+  if (small.length && small.length < widths.size) {
+    let widest = null;
+    for (const [s, w] of widths) if (widest === null || w > widths.get(widest)) widest = s;
+    widths.set(widest, widths.get(widest) - small.reduce((n, s) => n + (MIN_SEGMENT - widths.get(s)), 0));
+    for (const s of small) widths.set(s, MIN_SEGMENT);
+  }
+  const found = [];
+  let at = x;
+  for (const s of BAR_STATES) {
+    if (!widths.has(s)) continue;
+    const w = Math.max(0, widths.get(s));
+    found.push([s, at, w]);
+    at += w;
+  }
+  return found;
+}
+
 function render({ model, el }) {
   const viewId = Math.random().toString(36).slice(2);
   const runId = model.get("run_id");
   const labels = Object.assign({}, BUTTONS, model.get("labels") || {});
   el.classList.add("overseer-graph");
   // thousands of nodes: no fill transitions or pulse, each would repaint the whole picture every frame
-  el.classList.toggle("ov-big", (model.get("total") || 0) > BIG);
+  el.classList.toggle("ov-big", (model.get("nodes") || model.get("total") || 0) > BIG);
   el.dataset.run = runId;
 
   const title = h("span", { class: "ov-title", text: `Run ${runId}` });
@@ -92,7 +132,12 @@ function render({ model, el }) {
 
   let nodes = new Map(); // job -> its node <g> in the picture shown
   const states = new Map(); // job -> display state: all the kernel sent, to colour a new picture
+  const items = new Map(); // mapped type -> {state: items} (null: not known yet), as the kernel sent
+  let bars = new Map(); // mapped type -> {g, text, track, segments} in the picture shown, found once per picture
   let selected = null;
+  let list = { state: null, offset: 0 }; // the page of items the panel of a mapped type shows
+  let askedAt = 0; // when the open panel was last asked for (performance.now())
+  let askTimer = null;
   let previewed = []; // jobs whose nodes carry ov-preview
   let hovering = null; // {action, job} of the button under the pointer
   let elapsedAt = performance.now();
@@ -100,6 +145,44 @@ function render({ model, el }) {
   function paint(job, state) {
     const g = nodes.get(job);
     if (g && g.getAttribute("data-state") !== state) g.setAttribute("data-state", state);
+  }
+
+  function nodeOf(job) {
+    return nodes.get(job) || nodes.get(typeOf(job));
+  }
+
+  // a mapped node: done/total, data-items and the bar's segments
+  function paintItems(job) {
+    const bar = bars.get(job);
+    if (!bar) return;
+    const { g, text, track } = bar;
+    const counts = items.get(job);
+    for (const old of bar.segments) old.remove();
+    bar.segments = [];
+    if (counts == null) {
+      g.removeAttribute("data-items");
+      if (text) text.textContent = "";
+      return;
+    }
+    const n = Object.values(counts).reduce((a, b) => a + b, 0);
+    g.setAttribute("data-items", String(n));
+    if (text) text.textContent = `${(counts.finished || 0) + (counts.cached || 0)}/${n}`;
+    if (!track) return;
+    const x = parseFloat(track.getAttribute("x")), w = parseFloat(track.getAttribute("width"));
+    const y = parseFloat(track.getAttribute("y")), height = parseFloat(track.getAttribute("height"));
+    let after = track;
+    for (const [state, sx, sw] of segments(counts, x + INSET, w - 2 * INSET)) {
+      const r = document.createElementNS(track.namespaceURI, "rect");
+      r.setAttribute("class", "ov-seg");
+      r.setAttribute("data-state", state);
+      r.setAttribute("x", sx.toFixed(2));
+      r.setAttribute("y", (y + INSET).toFixed(2));
+      r.setAttribute("width", sw.toFixed(2));
+      r.setAttribute("height", String(height - 2 * INSET));
+      after.after(r);
+      after = r;
+      bar.segments.push(r);
+    }
   }
 
   // the picture: inserted once (twice for a big graph), its node <g> elements indexed once each time
@@ -111,8 +194,15 @@ function render({ model, el }) {
     if (later) requestAnimationFrame(() => setTimeout(() => canvas.classList.remove("ov-labels-later"), 0));
     nodes = new Map();
     for (const g of canvas.querySelectorAll("g[data-job]")) nodes.set(g.getAttribute("data-job"), g);
+    bars = new Map();
+    for (const job of model.get("mapped") || []) {
+      const g = nodes.get(job);
+      if (g) bars.set(job, { g, text: g.querySelector("text.ov-items-count"), track: g.querySelector("rect.ov-items-track"),
+        segments: [...g.querySelectorAll("rect.ov-seg")] });
+    }
     for (const [job, state] of states) paint(job, state);
-    if (selected) nodes.get(selected)?.classList.add("ov-selected");
+    for (const job of items.keys()) paintItems(job);
+    if (selected) nodeOf(selected)?.classList.add("ov-selected");
     for (const job of previewed) nodes.get(job)?.classList.add("ov-preview");
     showLayout();
   }
@@ -120,7 +210,7 @@ function render({ model, el }) {
   function showLayout() {
     const layout = model.get("layout") || "";
     el.dataset.layout = layout;
-    const n = (model.get("total") || 0).toLocaleString();
+    const n = (model.get("nodes") || model.get("total") || 0).toLocaleString();
     layoutNote.textContent = layout !== "layered" ? ""
       : model.get("layout_pending") ? `Quick layered picture of ${n} jobs; the Graphviz layout follows.`
         : `Layered picture of ${n} jobs (too big for a Graphviz layout).`;
@@ -133,7 +223,28 @@ function render({ model, el }) {
       states.set(job, state);
       paint(job, state);
     }
-    if (selected && Object.prototype.hasOwnProperty.call(changes, selected)) askDetails();
+  }
+
+  function applyItems(counts) {
+    for (const job in counts) {
+      items.set(job, counts[job]);
+      paintItems(job);
+    }
+  }
+
+  // a states (or snapshot) message: nodes, bars, and the open panel if what it shows changed
+  function onStates(changes, counts) {
+    changes = changes || {};
+    counts = counts || {};
+    applyStates(changes);
+    applyItems(counts);
+    if (!selected) return;
+    const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+    const kind = typeOf(selected);
+    if (kind !== selected || items.has(selected)) {
+      // a mapped type or an item: its list changes with every item, so it is asked for at most once a second
+      if (has(counts, kind) || has(changes, kind)) askSoon();
+    } else if (has(changes, selected)) askDetails();
   }
 
   function showHeader() {
@@ -144,7 +255,7 @@ function render({ model, el }) {
         h("span", { class: "ov-chip", "data-state": state, title: state },
           h("span", { class: "ov-swatch", "data-state": state }), `${n} ${state}`)),
     );
-    const done = c.finished || 0;
+    const done = (c.finished || 0) + (c.cached || 0);  // a reused job is done too
     const pct = total ? (100 * done) / total : 0;
     bar.style.width = `${pct}%`;
     progress.setAttribute("aria-valuemax", String(total));
@@ -167,21 +278,45 @@ function render({ model, el }) {
 
   // -- selection and the job panel ---------------------------------------------------------
   function select(job) {
-    if (selected && nodes.get(selected)) nodes.get(selected).classList.remove("ov-selected");
+    if (selected) nodeOf(selected)?.classList.remove("ov-selected");
+    if (typeOf(job) !== typeOf(selected)) list = { state: null, offset: 0 }; // an item and its type share one list
     selected = job;
     if (!job) {
       panel.hidden = true;
       return;
     }
-    nodes.get(job)?.classList.add("ov-selected");
+    nodeOf(job)?.classList.add("ov-selected");
     panel.hidden = false;
     panel.replaceChildren(h("div", { class: "ov-panel-title", text: job }), h("div", { text: "loading…" }));
     askDetails();
   }
 
   function askDetails() {
-    model.send({ kind: "select", view: viewId, job: selected });
+    clearTimeout(askTimer);
+    askTimer = null;
+    askedAt = performance.now();
+    model.send({ kind: "select", view: viewId, job: selected, state: list.state, offset: list.offset });
   }
+
+  // while the pointer is over the panel its list is not redrawn under it (a click would miss): later
+  let inPanel = false, stale = false;
+  function askSoon() {
+    if (inPanel) {
+      stale = true;
+      return;
+    }
+    if (askTimer) return;
+    const wait = Math.max(0, askedAt + LIST_REFRESH - performance.now());
+    askTimer = setTimeout(() => { askTimer = null; if (selected) askDetails(); }, wait);
+  }
+  panel.addEventListener("pointerenter", () => { inPanel = true; });
+  panel.addEventListener("pointerleave", () => {
+    inPanel = false;
+    if (stale) {
+      stale = false;
+      askSoon();
+    }
+  });
 
   function section(label, text, cls) {
     if (!text) return null;
@@ -205,15 +340,23 @@ function render({ model, el }) {
     });
     const close = h("button", { class: "ov-close", type: "button", title: "close", "aria-label": "close", text: "×" });
     close.addEventListener("click", () => select(null));
+    let back = null;
+    if (d.item_of) {
+      back = h("button", { class: "ov-back", type: "button", "data-back": d.item_of, text: `← all items of ${d.item_of}` });
+      back.addEventListener("click", () => select(d.item_of));
+    }
+    panel.classList.toggle("ov-wide", !!d.mapped);
     panel.replaceChildren(...[
+      back,
       h("div", { class: "ov-panel-head" }, h("span", { class: "ov-panel-title", text: d.job }), close),
       h("div", { class: "ov-status" },
         h("span", { class: "ov-chip", "data-state": d.display_state },
           h("span", { class: "ov-swatch", "data-state": d.display_state }), d.display_state),
         ` status: ${d.status}`),
       d.message ? h("div", { class: "ov-job-message", text: d.message }) : null,
+      d.explain ? h("div", { class: "ov-explain", text: d.explain }) : null,
       h("div", { class: "ov-panel-buttons" }, ...buttons),
-      table,
+      d.mapped ? itemList(d.job, d.items) : table,
       section("traceback", d.traceback, "ov-traceback"),
       section("stdout (tail)", d.stdout, "ov-stdout"),
       section("stderr (tail)", d.stderr, "ov-stderr"),
@@ -221,18 +364,73 @@ function render({ model, el }) {
     ].filter((c) => c != null));
   }
 
+  // the items of a mapped type: a filter per state, a page of rows (failed first), a pager
+  function itemList(job, page) {
+    if (!page.known) {
+      return h("div", { class: "ov-items-list ov-muted", text: `items not known yet: one job per item of ${page.over}'s result, once it finished` });
+    }
+    const filters = [["", `all ${page.total.toLocaleString()}`], ...BAR_STATES.filter((s) => page.counts[s]).map((s) => [s, `${page.counts[s].toLocaleString()} ${s}`])]
+      .map(([state, text]) => {
+        const b = h("button", { class: "ov-filter", type: "button", "data-filter": state, "aria-pressed": String((page.state || "") === state) },
+          state ? h("span", { class: "ov-swatch", "data-state": state }) : null, text);
+        b.addEventListener("click", () => { list = { state: state || null, offset: 0 }; askDetails(); });
+        return b;
+      });
+    const rows = page.rows.map((r) => {
+      const buttons = [["retry", "Retry"], ["rerun", "Rerun"]].map(([action, text]) => {
+        const b = h("button", { class: `ov-button ov-item-${action}`, type: "button", "data-action": action, "data-job": r.job,
+          title: `${labels[action]}: ${r.job}`, "aria-label": `${text} ${r.job}`, text });
+        b.disabled = !r.can[action];
+        return b;
+      });
+      return h("tr", { "data-job": r.job, "data-state": r.state, tabindex: "0" },
+        h("td", { class: "ov-item-name", text: r.job }),
+        h("td", {}, h("span", { class: "ov-chip", "data-state": r.state }, h("span", { class: "ov-swatch", "data-state": r.state }), r.state)),
+        h("td", { class: "ov-num", text: String(r.attempts) }),
+        h("td", { class: "ov-num", text: r.duration == null ? "—" : fmtSeconds(r.duration) + (r.running ? "…" : "") }),
+        h("td", { class: "ov-item-error", title: r.error, text: r.error }),
+        h("td", { class: "ov-item-buttons" }, ...buttons));
+    });
+    const first = page.matching ? page.offset + 1 : 0, last = page.offset + page.rows.length;
+    const left = page.matching - page.rows.length;
+    const pager = h("div", { class: "ov-pager" },
+      h("span", { class: "ov-muted", text: `items ${first.toLocaleString()}–${last.toLocaleString()} of ${page.matching.toLocaleString()}` +
+        (page.state ? ` ${page.state}` : " (failed first)") + (left > 0 ? `; ${left.toLocaleString()} not shown` : "") }));
+    for (const [text, offset, cls] of [["‹ previous", page.offset - page.limit, "ov-prev"], ["next ›", page.offset + page.limit, "ov-next"]]) {
+      if (offset < 0 || offset >= page.matching) continue;
+      const b = h("button", { class: `ov-page ${cls}`, type: "button", "data-offset": String(offset), text });
+      b.addEventListener("click", () => { list = { state: page.state, offset }; askDetails(); });
+      pager.append(b);
+    }
+    const head = h("thead", {}, h("tr", {}, ...["item", "state", "attempts", "duration", "error", ""].map((t) => h("th", { text: t }))));
+    return h("div", { class: "ov-items-list" },
+      h("div", { class: "ov-filters" }, ...filters),
+      rows.length ? h("table", { class: "ov-items-table" }, head, h("tbody", {}, ...rows))
+        : h("div", { class: "ov-muted", text: page.total ? "no item in this state" : "no items: the list it maps over was empty" }),
+      pager);
+  }
+
   // -- previews and actions ------------------------------------------------------------------
   function clearPreview() {
     el.classList.remove("ov-previewing");
     for (const job of previewed) nodes.get(job)?.classList.remove("ov-preview");
+    for (const row of panel.querySelectorAll("tr.ov-preview")) row.classList.remove("ov-preview");
     previewed = [];
   }
 
-  function showPreview(jobs) {
+  // the nodes of what a button would run again glow (an item's: its type's); so do listed items
+  function showPreview(msg) {
     clearPreview();
     el.classList.add("ov-previewing");
-    previewed = jobs;
-    for (const job of jobs) nodes.get(job)?.classList.add("ov-preview");
+    previewed = msg.nodes || [...new Set(msg.jobs.map(typeOf))];
+    for (const job of previewed) nodes.get(job)?.classList.add("ov-preview");
+    const jobs = new Set(msg.jobs);
+    for (const row of panel.querySelectorAll("tr[data-job]")) if (jobs.has(row.dataset.job)) row.classList.add("ov-preview");
+  }
+
+  function jobsText(msg) {
+    const n = msg.count ?? msg.jobs.length;
+    return `${n.toLocaleString()} job${n === 1 ? "" : "s"} (${msg.jobs.slice(0, 8).join(", ")}${n > 8 ? ", …" : ""})`;
   }
 
   function buttonOf(event) {
@@ -263,8 +461,15 @@ function render({ model, el }) {
       model.send({ kind: "action", view: viewId, action: b.dataset.action, job: b.dataset.job || null });
       return;
     }
+    const row = event.target.closest && event.target.closest("tr[data-job]");
+    if (row && panel.contains(row)) return select(row.dataset.job);
     const g = event.target.closest && event.target.closest("g[data-job]");
     if (g && canvas.contains(g)) select(g.getAttribute("data-job"));
+  }
+
+  function onKey(event) {
+    const row = event.key === "Enter" && event.target.closest && event.target.closest("tr[data-job]");
+    if (row && panel.contains(row)) select(row.dataset.job);
   }
 
   el.addEventListener("pointerover", onEnter);
@@ -272,27 +477,28 @@ function render({ model, el }) {
   el.addEventListener("focusin", onEnter);
   el.addEventListener("focusout", onLeave);
   el.addEventListener("click", onClick);
+  el.addEventListener("keydown", onKey);
 
   function onCustom(msg) {
     if (!msg || typeof msg !== "object") return;
-    if (msg.kind === "states") return applyStates(msg.states);
-    if (msg.kind === "snapshot") return applyStates(msg.states);
+    if (msg.kind === "states" || msg.kind === "snapshot") return onStates(msg.states, msg.items);
     if (msg.view !== viewId) return; // a reply to another view of the same run
     if (msg.kind === "details") {
       if (msg.job === selected) showDetails(msg.details);
     } else if (msg.kind === "preview") {
       if (hovering && hovering.action === msg.action && (hovering.job || null) === (msg.job || null)) {
-        showPreview(msg.jobs);
-        note.textContent = msg.jobs.length
-          ? `${labels[msg.action]}: ${msg.jobs.length} job${msg.jobs.length === 1 ? "" : "s"} (${msg.jobs.slice(0, 8).join(", ")}${msg.jobs.length > 8 ? ", …" : ""})`
-          : `${labels[msg.action]}: nothing to do`;
+        showPreview(msg);
+        note.textContent = (msg.count ?? msg.jobs.length) ? `${labels[msg.action]}: ${jobsText(msg)}` : `${labels[msg.action]}: nothing to do`;
       }
     } else if (msg.kind === "done") {
       clearPreview();
-      note.textContent = `${labels[msg.action]}: ${msg.jobs.length} job${msg.jobs.length === 1 ? "" : "s"}`;
+      const n = msg.count ?? msg.jobs.length;
+      note.textContent = `${labels[msg.action]}${msg.job ? ` ${msg.job}` : ""}: ${n.toLocaleString()} job${n === 1 ? "" : "s"}`;
       if (selected) askDetails();
     } else if (msg.kind === "error") {
       if (msg.for === "preview") clearPreview();
+      // an item forgotten (its type maps anew): back to its type's list
+      if (msg.for === "select" && msg.job === selected && typeOf(selected) !== selected) return select(typeOf(selected));
       note.textContent = msg.error;
       note.classList.add("ov-error");
       setTimeout(() => note.classList.remove("ov-error"), 4000);
@@ -316,6 +522,7 @@ function render({ model, el }) {
 
   return () => {
     clearInterval(timer);
+    clearTimeout(askTimer);
     unhide();
     model.off("msg:custom", onCustom);
     for (const name of ["counts", "message", "running", "elapsed", "total"]) model.off(`change:${name}`, onHeader);
