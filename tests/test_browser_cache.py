@@ -1,0 +1,67 @@
+"""The cache in a real JupyterLab 4 with Debian's Chromium: the ``cached`` colour and the panel's why.
+
+Scenario: a graph runs twice with ``cache=True`` (jobs on threads of the
+kernel, a journal in the test's folder); the second run's widget shows every
+node in the ``cached`` colour, the header counts them as done, and the job
+panel says which run the result came from. The server and browser fixtures
+are those of tests/test_browser.py; a screenshot goes to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_browser import ARTIFACTS, browser, rgb, run_cells, server, wait_fill, wait_states  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.browser
+
+SETUP = '''
+import os
+import overseer_nb as ov
+JOURNAL = os.path.abspath("cache-journal.sqlite")
+graph = {"load": [], "clean": ["load"], "total": ["clean"]}
+def load(job):
+    return list(range(5))
+def clean(job):
+    return [v * 2 for v in job.inputs["load"]]
+def total(job):
+    return sum(job.inputs["clean"])
+handlers = {"load": load, "clean": clean, "total": total}
+first = ov.run(graph, handlers, executor=ov.ThreadExecutor(), journal=JOURNAL, cache=True).wait(30)
+'''
+SECOND = "again = ov.run(graph, handlers, executor=ov.ThreadExecutor(), journal=JOURNAL, cache=True)\ndisplay(again)"
+
+
+def test_cached_jobs_have_their_colour_and_say_where_they_came_from(server, browser):  # noqa: F811
+    import nbformat
+
+    from overseer_nb.display import STATE_STYLE
+
+    name = "cache.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in [SETUP, SECOND, "again.wait(30)"]])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, server.root / name)
+    page = browser.new_page()
+    try:
+        page.goto(f"{server.base}/lab/tree/{name}?token={server.token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor", timeout=60_000)
+        server.wait_kernel_ready(name)
+        run_cells(page, 3)
+        wait_states(page, dict.fromkeys(["load", "clean", "total"], "cached"), timeout=60)
+        for job in ("load", "clean", "total"):
+            wait_fill(page, job, rgb(STATE_STYLE["cached"]["fill"]))
+        root = page.locator(".overseer-graph").first
+        page.wait_for_function("() => document.querySelector('.overseer-graph .ov-progress').textContent.includes('3 / 3')")
+        assert "3 cached" in root.locator(".ov-counts").text_content()
+        assert root.locator('.ov-legend [data-state="cached"], .ov-legend svg').count() >= 1
+        root.locator('g[data-job="clean"]').click()
+        why = root.locator(".ov-panel .ov-explain")
+        why.wait_for(timeout=10_000)
+        assert why.text_content().startswith("cached from run ")
+        ARTIFACTS.mkdir(exist_ok=True)
+        root.screenshot(path=str(ARTIFACTS / "cached.png"))
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "cached-error.png"), full_page=True)
+        raise
+    finally:
+        page.close()
