@@ -211,18 +211,17 @@ class Run:
         return {job: records[job].result for job in self.graph if records[job].status == FINISHED}
 
     def explain(self, job: str) -> str:
-        """One line: why ``job`` (a job type, or an item ``train[3]``) ran or was reused (SPEC §13).
+        """One line: why ``job`` (a type, or an item ``train[3]``) ran or was reused (SPEC §13, docs/caching.md).
 
-        "cached from run ...", "ran: the handler of 'clean' changed (its code)",
-        "ran: the global FACTOR changed", "ran: input 'load' changed", "ran: args
-        changed (n)", "ran: no earlier result", "ran: cache=False for 'x'"; for a
-        mapped type, its items' lines counted.
+        "cached from run ...", "ran: the global FACTOR changed", "ran: input 'load' changed", ...
         """
         return explain(self, job)
 
     def counts(self) -> Counter:
-        """How many jobs are in each display state (each item of a mapped type is one job)."""
-        return Counter(rec.display_state for rec in self.machine.records.values() if not rec.mapped)
+        """How many jobs are in each display state (each item of a mapped type is one job; one not mapped yet, one)."""
+        items = self.machine.topo.items
+        return Counter(rec.display_state for key, rec in self.machine.records.items()
+                       if not rec.mapped or items[key] is None)
 
     @property
     def done(self) -> bool:
@@ -364,7 +363,7 @@ class Run:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         state = "done" if self.done else "running"
         extra = f" - {self.message}" if self.message else ""
-        return f"Run {self.run_id} ({state}) of {len(self.graph)} jobs: {counts}{extra}"
+        return f"Run {self.run_id} ({state}) of {sum(self.counts().values())} jobs: {counts}{extra}"
 
     def __repr__(self) -> str:
         return f"<{self.summary()}>"
