@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._machine_inputs import capped, job_inputs
 from .errors import RunError, UnknownJobError
-from .graph import JobGraph, item_key, split_key
+from .graph import JobGraph, split_key
 from .options import RunOptions
-from .records import Attempt, ErrorInfo, ItemOf, ItemsOf, JobRecord, Outcome
+from .records import Attempt, ErrorInfo, JobRecord, Outcome
 from .states import (
     ABORTED,
     ATTEMPT_CANCELLED,
@@ -80,6 +81,9 @@ class MachineBase:
         self._jobs = {job: _Job(pending=len(self.topo.parents(job))) for job in graph}
         self._ready: set[str] = {job for job in graph if not graph.parents(job) and not self.topo.is_gate(job)}
         self._counts: dict[str, dict[str, int]] = {t: {} for t in graph.mapped}  # mapped type -> its items' statuses
+        # most attempts out (queued or running) at once; None: no limit. A bounded window keeps a
+        # map of 10,000 items from flooding the cluster's scheduler; the rest wait here, ready.
+        self.max_out: int | None = None
         self._timers: list[tuple[float, str, int]] = []  # (when, job, attempt): backoffs
         self._deadlines: list[tuple[float, str, int]] = []  # timeouts of running attempts
         self._inflight: set[str] = set()  # submitted, not ended
@@ -318,9 +322,15 @@ class MachineBase:
             return
         ready = sorted(self._ready, key=self.topo.rank)
         held_back = self._capped(ready)
+        room = None if self.max_out is None else self.max_out - len(self._inflight)
         for job in ready:
             if job in held_back:
                 continue
+            if room is not None:
+                if room <= 0:
+                    held_back.add(job)
+                    continue
+                room -= 1
             j = self._jobs[job]
             j.attempt += 1
             j.submitted = True
@@ -331,42 +341,11 @@ class MachineBase:
 
     def _capped(self, jobs: list[str]) -> set[str]:
         """Of ready ``jobs``, those their type's ``max_parallel`` keeps waiting now."""
-        caps = {t: self.options_for(t).max_parallel for t in {split_key(k)[0] for k in jobs}}
-        if all(c is None for c in caps.values()):
-            return set()
-        busy: dict[str, int] = {}
-        for key in self._inflight:
-            t = split_key(key)[0]
-            busy[t] = busy.get(t, 0) + 1
-        held: set[str] = set()
-        for key in jobs:
-            t = split_key(key)[0]
-            cap = caps[t]
-            if cap is not None and busy.get(t, 0) >= cap:
-                held.add(key)
-            else:
-                busy[t] = busy.get(t, 0) + 1
-        return held
+        return capped(jobs, self._inflight, self.options_for)
 
     def _inputs(self, job: str) -> dict[str, Any]:
         """What ``job`` gets as ``job.inputs``, by parent type: results, an item of one, or a list of items'."""
-        t, i = split_key(job)
-        mapped_over = self.graph.each_of(t)
-        inputs: dict[str, Any] = {}
-        for p in self.graph.parents(t):
-            if p in self.topo.items:
-                if i is not None and p == mapped_over:  # element by element
-                    inputs[p] = self.records[item_key(p, i)].result_data
-                else:
-                    inputs[p] = ItemsOf(tuple(self.records[k].result_data for k in self.topo.item_keys(p)))
-            else:
-                rec = self.records[p]
-                if i is not None and p == mapped_over:
-                    digests = rec.item_digests
-                    inputs[p] = ItemOf(rec.result_data, i, digests[i] if digests and i < len(digests) else None)
-                else:
-                    inputs[p] = rec.result_data
-        return inputs
+        return job_inputs(job, self.graph, self.topo, self.records)
 
     def _stop_attempt(self, step: Step, job: str, at: float) -> None:
         """End the current attempt of ``job`` if it is queued or running."""

@@ -220,6 +220,7 @@ class RunLoop:
     def _engines_changed(self, count: int) -> None:
         """No engines: pause (so ``wait`` returns and says so); engines back: go on."""
         run, now = self.run, time.time()
+        run.machine.max_out = run.executor.queue_limit()
         held = HOLD_NO_ENGINES in run.machine.holds
         if count == 0 and not held:
             run.message = NO_ENGINES_MESSAGE

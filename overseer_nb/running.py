@@ -148,6 +148,7 @@ class Run:
         return self
 
     def _connect_store(self) -> None:
+        self.machine.max_out = self.executor.queue_limit()  # and the window of attempts out at once
         self.data.connect()
         if self.data.note and self.data.note not in self.message:
             self.message = f"{self.message}; {self.data.note}" if self.message else self.data.note

@@ -666,3 +666,14 @@ def test_a_job_that_never_gets_its_input_fails_after_max_engine_losses():
     assert ("result1", "started", "failed", "input lost too often") in moves(step)
     assert "Do all engines share the result store" in m.records["result1"].message
     assert m.records["start"].status == "finished"  # not run again for a job that gave up
+
+
+def test_a_window_bounds_the_attempts_out_at_once():
+    m = machine(JobGraph({f"j{i}": [] for i in range(10)}))
+    m.max_out = 3
+    assert len(submits(m.tick(0))) == 3  # the rest wait, ready
+    m.started("j0", 1, 0, 1)
+    assert submits(m.started("j1", 1, 0, 1)) == []  # started is still out
+    assert submits(m.ended("j0", 1, ok(), 2)) == [("j3", 1)]
+    m.max_out = None
+    assert len(submits(m.ended("j1", 1, ok(), 3))) == 6

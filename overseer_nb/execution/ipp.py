@@ -97,6 +97,14 @@ class IPyParallelExecutor(Executor):
     def engine_count(self) -> int:
         return len(self.client.ids)
 
+    def queue_limit(self) -> int:
+        """64, or 16 per engine: enough queued to keep every engine busy, not a flood for the scheduler.
+
+        Ten thousand tasks sent at once keep the controller from answering the
+        watchdog's ping for seconds on a busy machine.
+        """
+        return max(64, 16 * len(self.client.ids))
+
     def engines_coming(self) -> bool:
         from .cluster import engines_starting
 

@@ -108,6 +108,10 @@ class Executor:
     def release_run(self, run_id: str) -> None:
         """Every engine may forget the results of run ``run_id`` it holds in memory."""
 
+    def queue_limit(self) -> int | None:
+        """Most attempts to have out at once (queued or running); None: no limit."""
+        return None
+
     def engine_count(self) -> int | None:
         """How many engines can take work now (None: unknown)."""
         return None
