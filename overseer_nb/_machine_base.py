@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ._machine_inputs import capped, job_inputs
+from ._machine_inputs import ReadySet, capped, job_inputs
 from .errors import RunError, UnknownJobError
 from .graph import JobGraph, split_key
 from .options import RunOptions
@@ -79,7 +79,7 @@ class MachineBase:
         self.records = {job: JobRecord(job, mapped=self.topo.is_gate(job)) for job in graph}
         self._holds: set[str] = set()  # why nothing may be submitted now: states.HOLDS
         self._jobs = {job: _Job(pending=len(self.topo.parents(job))) for job in graph}
-        self._ready: set[str] = {job for job in graph if not graph.parents(job) and not self.topo.is_gate(job)}
+        self._ready = ReadySet(self.topo.rank, (j for j in graph if not graph.parents(j) and not self.topo.is_gate(j)))
         self._counts: dict[str, dict[str, int]] = {t: {} for t in graph.mapped}  # mapped type -> its items' statuses
         # most attempts out (queued or running) at once; None: no limit. A bounded window keeps a
         # map of 10,000 items from flooding the cluster's scheduler; the rest wait here, ready.
@@ -320,9 +320,17 @@ class MachineBase:
         """Send every ready job, unless the run is cancelled or held."""
         if not self._runnable():
             return
-        ready = sorted(self._ready, key=self.topo.rank)
-        held_back = self._capped(ready)
         room = None if self.max_out is None else self.max_out - len(self._inflight)
+        if room is not None and room <= 0:
+            return
+        capping = self.options.max_parallel is not None or any(
+            o.max_parallel is not None for o in self.job_options.values())
+        if room is not None and room < len(self._ready) and not capping:
+            # the first few in order, not a sort of every ready job at each event (a map of 10,000)
+            ready = self._ready.first(room)
+        else:
+            ready = sorted(self._ready, key=self.topo.rank)
+        held_back = self._capped(ready) if capping else set()
         for job in ready:
             if job in held_back:
                 continue
@@ -331,13 +339,13 @@ class MachineBase:
                     held_back.add(job)
                     continue
                 room -= 1
+            self._ready.discard(job)
             j = self._jobs[job]
             j.attempt += 1
             j.submitted = True
             self._inflight.add(job)
             self.records[job].attempts.append(Attempt(j.attempt))
             step.instructions.append(Submit(job, j.attempt, self._inputs(job)))
-        self._ready = held_back
 
     def _capped(self, jobs: list[str]) -> set[str]:
         """Of ready ``jobs``, those their type's ``max_parallel`` keeps waiting now."""

@@ -7,7 +7,6 @@ of that parent's result, named ``train[0]``, ``train[1]``, ... (SPEC §12).
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,9 +46,6 @@ def each(parent: str) -> Each:
     return Each(parent)
 
 
-_ITEM = re.compile(r"(.+)\[(\d+)\]\Z")
-
-
 def item_key(job: str, index: int) -> str:
     """The name of item ``index`` of mapped job type ``job``: ``train[3]``."""
     return f"{job}[{index}]"
@@ -57,8 +53,13 @@ def item_key(job: str, index: int) -> str:
 
 def split_key(key: str) -> tuple[str, int | None]:
     """``("train", 3)`` for ``"train[3]"``; ``(key, None)`` for a job type."""
-    found = _ITEM.match(key)
-    return (found.group(1), int(found.group(2))) if found else (key, None)
+    if not key.endswith("]"):  # job types cannot contain brackets: most keys end here
+        return key, None
+    at = key.rfind("[")
+    digits = key[at + 1:-1]
+    if at > 0 and digits.isdigit() and digits.isascii() and str(int(digits)) == digits:
+        return key[:at], int(digits)
+    return key, None
 
 
 class JobGraph:

@@ -31,6 +31,7 @@ class Topology:
         self.graph = graph
         self.items: dict[str, int | None] = {t: None for t in graph.mapped}  # None: not known yet
         self._type_rank = {t: i for i, t in enumerate(graph.topological_order())}
+        self._ranks: dict[str, tuple[int, int]] = {}  # key -> rank, made once
         # element-wise children: mapped type -> types mapping over it
         mapped = graph.mapped
         self._over: dict[str, tuple[str, ...]] = {t: () for t in graph}
@@ -65,8 +66,11 @@ class Topology:
 
     def rank(self, key: str) -> tuple[int, int]:
         """A sort key: parents before children, a gate before its items, items in order."""
-        t, i = split_key(key)
-        return (self._type_rank[t], -1 if i is None else i)
+        found = self._ranks.get(key)
+        if found is None:
+            t, i = split_key(key)
+            found = self._ranks[key] = (self._type_rank[t], -1 if i is None else i)
+        return found
 
     # -- expanding -------------------------------------------------------------------
     def with_items_of(self, job: str) -> list[str]:
