@@ -83,10 +83,8 @@ class RunCache:
             return {}
         found = recorder.find_cached(sorted(set(wanted.values())))
         hits = {job: found[fp] for job, fp in wanted.items() if fp in found}
-        misses = [job for job in wanted if job not in hits]
-        earlier = recorder.last_parts(misses)
-        for job in misses:
-            records[job].explanation = why_it_ran(split_key(job)[0], earlier.get(job), records[job].fingerprint_parts)
+        for job in wanted:  # a miss is explained when asked (one journal read fewer per step)
+            records[job].explanation = ""
         for job, (run_id, *_rest) in hits.items():
             records[job].explanation = f"cached from run {run_id}"
         return hits
@@ -127,17 +125,29 @@ def explain(run: Run, job: str) -> str:
         run.graph.parents(split_key(job)[0])  # UnknownJobError with a suggestion
         raise UnknownJobError(f"{job!r} is not a job of run {run.run_id}")
     if rec.mapped:
+        _explain_misses(run, [item for item in rec.items if not item.explanation])
         counts: dict[str, int] = {}
         for item in rec.items:
             if item.explanation:
                 counts[item.explanation] = counts.get(item.explanation, 0) + 1
         return "; ".join(f"{n} item{'s' if n != 1 else ''}: {line}" for line, n in counts.items()) \
             or "its items are not known yet"
+    _explain_misses(run, [rec] if not rec.explanation else [])
     if rec.explanation:
         return rec.explanation
     if not run.machine.options_for(job).cache:
         return "ran: the cache is off (cache=False)" if rec.attempts else "not sent; the cache is off"
     return "not sent yet" if rec.status != FINISHED else "finished before the cache looked at it"
+
+
+def _explain_misses(run: Run, records: list[Any]) -> None:
+    """Say why each of ``records`` ran (fingerprinted, not reused): what changed since it last ran before this run."""
+    pending = [rec for rec in records if rec.fingerprint_parts is not None and rec.cached_from is None]
+    if not pending or run.recorder is None:
+        return
+    earlier = run.recorder.last_parts([rec.key for rec in pending], before=run.created)
+    for rec in pending:
+        rec.explanation = why_it_ran(rec.type, earlier.get(rec.key), rec.fingerprint_parts)
 
 
 def plan(run: Run) -> dict[str, str]:
@@ -176,7 +186,7 @@ def plan(run: Run) -> dict[str, str]:
             reused[job] = found[1]
             lines[job] = f"would be cached from run {found[0]}"
         else:
-            earlier = recorder.last_parts([job]).get(job)
+            earlier = recorder.last_parts([job], before=run.created).get(job)
             lines[job] = "would run" + why_it_ran(job, earlier, parts).removeprefix("ran")
     return lines
 

@@ -80,8 +80,8 @@ class RunRecorder(Protocol):
         """For each fingerprint a finished job of an earlier run had: (run id, result, length, item digests)."""
         ...
 
-    def last_parts(self, jobs: list[str]) -> dict[str, dict]:
-        """For each of ``jobs``: the fingerprint parts it had when it last ran in another run."""
+    def last_parts(self, jobs: list[str], before: float) -> dict[str, dict]:
+        """For each of ``jobs``: the fingerprint parts it had in the latest other run started before ``before``."""
         ...
 
 

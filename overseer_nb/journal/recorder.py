@@ -310,11 +310,12 @@ class Recorder:
                     break
         return found
 
-    def last_parts(self, jobs: list[str]) -> dict[str, dict]:
-        """For each of ``jobs``: the fingerprint parts it had when it last ran in another run."""
+    def last_parts(self, jobs: list[str], before: float) -> dict[str, dict]:
+        """For each of ``jobs``: the fingerprint parts it had in the latest other run started before ``before``."""
         if not jobs:
             return {}
-        return {job: json.loads(parts) for job, parts in self.journal.read(sql.last_parts, jobs, self.run_id).items()}
+        found = self.journal.read(sql.last_parts, jobs, self.run_id, before)
+        return {job: json.loads(parts) for job, parts in found.items()}
 
     # -- resuming ----------------------------------------------------------------------------
     def check_owner(self, run: Run) -> None:

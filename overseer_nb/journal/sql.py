@@ -354,15 +354,16 @@ def find_finished(conn: sqlite3.Connection, fingerprints: list[str], run_id: str
     return found
 
 
-def last_parts(conn: sqlite3.Connection, jobs: list[str], run_id: str) -> dict[str, str]:
-    """For each of ``jobs``: the fingerprint parts (JSON) it had in the latest other run that recorded them."""
+def last_parts(conn: sqlite3.Connection, jobs: list[str], run_id: str, before: float) -> dict[str, str]:
+    """For each of ``jobs``: the fingerprint parts (JSON) it had in the latest other run started before ``before``."""
     found: dict[str, str] = {}
     for start in range(0, len(jobs), 500):
         chunk = jobs[start:start + 500]
         rows = conn.execute(
-            f"SELECT job, fingerprint_parts FROM jobs WHERE job IN ({', '.join('?' * len(chunk))})"
-            " AND run_id != ? AND fingerprint_parts IS NOT NULL ORDER BY updated ASC",
-            (*chunk, run_id),
+            f"SELECT jobs.job, jobs.fingerprint_parts FROM jobs JOIN runs ON runs.run_id = jobs.run_id"
+            f" WHERE jobs.job IN ({', '.join('?' * len(chunk))}) AND jobs.run_id != ? AND runs.created < ?"
+            " AND jobs.fingerprint_parts IS NOT NULL ORDER BY jobs.updated ASC",
+            (*chunk, run_id, before),
         ).fetchall()
         found.update(dict(rows))  # the newest last, so it wins
     return found
