@@ -93,6 +93,17 @@ class MachineBase:
         """Stored status of ``job``."""
         return self._jobs[job].status
 
+    def view(self, job: str) -> tuple[bool, int, Any, str | None, float | None]:
+        """What ``run.why`` reads of ``job``: (blocked, attempt, engine, waiting reason, backoff end or None)."""
+        j = self._jobs[job]
+        until = next((w for w, k, n in self._timers if k == job and n == j.attempt), None)
+        return j.blocked, j.attempt, j.engine, j.waiting_reason, until
+
+    @property
+    def out(self) -> frozenset[str]:
+        """The jobs whose attempt is out (queued or running)."""
+        return frozenset(self._inflight)
+
     def display_state(self, job: str) -> str:
         """Derived display state of ``job``."""
         j = self._jobs[job]

@@ -45,6 +45,7 @@ from .states import (
     UNSTARTED,
 )
 from .steps import Step
+from .why import why_waiting
 
 __all__ = ["Run", "RunRecorder"]
 
@@ -212,11 +213,12 @@ class Run:
         return {job: records[job].result for job in self.graph if records[job].status == FINISHED}
 
     def explain(self, job: str) -> str:
-        """One line: why ``job`` (a type, or an item ``train[3]``) ran or was reused (SPEC §13, docs/caching.md).
-
-        "cached from run ...", "ran: the global FACTOR changed", "ran: input 'load' changed", ...
-        """
+        """One line: why ``job`` (a type, or an item ``train[3]``) ran or was reused (docs/caching.md)."""
         return explain(self, job)
+
+    def why(self, job: str) -> str:
+        """One line: why ``job`` is not running: "waiting for parents 'a', 'b'", "blocked by 'x' failed", ..."""
+        return why_waiting(self.machine, job, time.time())
 
     def counts(self) -> Counter:
         """How many jobs are in each display state (each item of a mapped type is one job; one not mapped yet, one)."""
@@ -361,10 +363,9 @@ class Run:
     # -- display ------------------------------------------------------------------------------
     def summary(self) -> str:
         """One line: run id, job count, counts per display state."""
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
-        state = "done" if self.done else "running"
-        extra = f" - {self.message}" if self.message else ""
-        return f"Run {self.run_id} ({state}) of {sum(self.counts().values())} jobs: {counts}{extra}"
+        counts, extra = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items())), self.message
+        extra = f" - {extra}" if extra else ""
+        return f"Run {self.run_id} ({'done' if self.done else 'running'}) of {sum(self.counts().values())} jobs: {counts}{extra}"
 
     def __repr__(self) -> str:
         return f"<{self.summary()}>"
@@ -393,7 +394,6 @@ class Run:
         if widget_bundle is not None:
             bundle.update(widget_bundle[0])
         return bundle
-
 
 
 _WIDGET_LOCK = threading.Lock()

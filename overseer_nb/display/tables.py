@@ -111,6 +111,8 @@ def status_table(run: Any, items: str | None = None) -> Table:
             seconds = (last.end if last.end is not None else time.time()) - last.start
             duration = f"{seconds:.1f} s" + ("" if last.end is not None else " ...")
         note = str(rec.error) if rec.error is not None else rec.message
+        if not note and rec.status == "unstarted" and hasattr(run, "why"):
+            note = run.why(job)  # what it waits for
         if not note and rec.stored is not None:  # a result in the store: its summary, not its value
             note = f"{rec.stored.summary or rec.stored.type_name}, {rec.stored.nbytes / 2**20:,.1f} MiB in store"
         engine = "" if rec.engine is None else str(rec.engine)
