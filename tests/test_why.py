@@ -64,3 +64,15 @@ def test_run_why_names_unknown_jobs():
         run.why("train[5]")
     with pytest.raises(ov.UnknownJobError, match="did you mean 'grid'"):
         run.why("gird")
+
+
+def test_the_job_panel_says_what_an_unstarted_job_waits_for():
+    from overseer_nb.display.details import job_details
+
+    def broken(job):
+        raise ValueError("no")
+
+    run = ov.run({"a": [], "b": ["a"]}, {"a": broken, "b": lambda job: 1}, executor=ov.ThreadExecutor(),
+                 journal=False).wait(10)
+    assert job_details(run, "b")["why"] == "blocked by 'a' failed; retry it to go on"
+    assert job_details(run, "a")["why"] == ""  # it ran: the panel shows its traceback instead

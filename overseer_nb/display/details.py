@@ -120,6 +120,8 @@ def job_details(run: Any, job: str, *, state: str | None = None, offset: int = 0
         "item_of": rec.type if rec.index is not None else None,
         # why it ran or was reused, when the run uses the cache ('' otherwise)
         "explain": run.explain(job) if _uses_cache(run, job) else "",
+        # what an unstarted job waits for (run.why)
+        "why": run.why(job) if rec.status == "unstarted" and hasattr(run, "why") else "",
     }
     if rec.mapped:
         details["items"] = item_page(run, job, state=state, offset=offset)

@@ -355,6 +355,7 @@ function render({ model, el }) {
         ` status: ${d.status}`),
       d.message ? h("div", { class: "ov-job-message", text: d.message }) : null,
       d.explain ? h("div", { class: "ov-explain", text: d.explain }) : null,
+      d.why ? h("div", { class: "ov-why", text: d.why }) : null,
       h("div", { class: "ov-panel-buttons" }, ...buttons),
       d.mapped ? itemList(d.job, d.items) : table,
       section("traceback", d.traceback, "ov-traceback"),
