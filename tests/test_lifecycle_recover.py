@@ -47,7 +47,15 @@ KERNEL = textwrap.dedent(
     client = ipp.Client(url_file)
     run = ov.run({"slow": [], "after": ["slow"]}, {"slow": slow, "after": after},
                  args={"marks": marks, "seconds": seconds}, cluster=client, journal=journal)
-    while run.statuses["slow"] != "started":
+    import sqlite3
+    def recorded():  # what the journal committed, not the run's view a moment before it is written
+        conn = sqlite3.connect(journal)
+        try:
+            row = conn.execute("SELECT status FROM jobs WHERE run_id = ? AND job = 'slow'", (run.run_id,)).fetchone()
+            return row[0] if row else None
+        finally:
+            conn.close()
+    while recorded() != "started":
         time.sleep(0.01)
     print(run.run_id, flush=True)
     time.sleep(600)  # killed before this ends
