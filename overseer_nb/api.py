@@ -12,7 +12,7 @@ from .errors import OptionError
 from .execution import Detached, Executor, connect
 from .graph import JobGraph
 from .handlers import validate_graph_handlers
-from .journal import attach, open_journal, reader_for
+from .journal import Recorder, attach, open_journal
 from .running import Run
 from .store import store_location
 
@@ -107,7 +107,7 @@ def _dry_run(graph: JobGraph, handlers: Mapping[str, Any], args: Any, opts: Any,
     planned = Run(graph, handlers, Detached(), args=args, options=opts)
     planned.refresh_job_options()
     if book is not None:
-        planned.use_recorder(reader_for(book, planned))  # reads only: a dry run records nothing
+        planned.use_recorder(Recorder.for_run(book, planned))  # writes only once registered: a dry run reads
     return plan_table(planned)
 
 

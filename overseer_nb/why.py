@@ -23,7 +23,7 @@ def why_waiting(machine: RunMachine, job: str, now: float) -> str:
     if job not in machine.records:
         kind = split_key(job)[0]
         machine.graph.parents(kind)  # an unknown type: UnknownJobError with a suggestion
-        raise UnknownJobError(f"{job!r} is not an item of {kind!r} (it has {len(topo_items(machine, kind))})")
+        raise UnknownJobError(f"{job!r} is not an item of {kind!r} (it has {len(machine.topo.item_keys(kind))})")
     rec, topo, status = machine.records[job], machine.topo, machine.status(job)
     blocked, attempt, engine, reason, until = machine.view(job)
     out = machine.out
@@ -59,10 +59,6 @@ def why_waiting(machine: RunMachine, job: str, now: float) -> str:
     if machine.max_out is not None and len(out) >= machine.max_out:
         return f"ready, in the queue: at most {machine.max_out} attempts are out at once"
     return "ready: it is sent at the next step" if not machine.cancelled else "the run was cancelled"
-
-
-def topo_items(machine: RunMachine, kind: str) -> list[str]:
-    return machine.topo.item_keys(kind)
 
 
 def _names(machine: RunMachine, jobs: list[str], most: int = 4) -> str:

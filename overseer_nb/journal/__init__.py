@@ -11,7 +11,7 @@ What the result store holds per run, and pruning it: :func:`store_usage`, :func:
 from .file import Journal, journal_location, open_journal
 from .listing import backup, jobs_with_status, runs
 from .loading import load_run
-from .recorder import Recorder, attach, reader_for
+from .recorder import Recorder, attach
 from .storage import StoreRow, prune, result_store, store_usage
 from .tables import JobStatusRow, RunInfo
 
@@ -25,7 +25,6 @@ __all__ = [
     "result_store",
     "StoreRow",
     "attach",
-    "reader_for",
     "journal_location",
     "open_journal",
     "RunInfo",

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from ..steps import Step
 
 __all__ = [
-    "Recorder", "attach", "reader_for", "live_run", "owner_alive", "mark_lost", "result_data", "STORED", "IN_STORE", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
+    "Recorder", "attach", "live_run", "owner_alive", "mark_lost", "result_data", "STORED", "IN_STORE", "LOST", "HEARTBEAT_EVERY", "STALE_AFTER",
 ]
 
 
@@ -89,11 +89,6 @@ def result_data(result: bytes | None, note: str | None) -> Any:
 
         return ResultRef.from_json(json.loads(result))
     return None
-
-
-def reader_for(journal: Journal, run: Run) -> Recorder:
-    """A recorder of ``run`` that only reads ``journal`` (what a cache dry run asks it); it writes nothing."""
-    return Recorder.for_run(journal, run)
 
 
 def attach(run: Run, journal: Any = None) -> Journal | None:
