@@ -6,19 +6,24 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidHandlerError, RunError
+from .events import Resume
 from .graph import split_key
 from .handlers import lifecycle
 from .records import NOT_STORED_BYTES
-from .states import ATTEMPT_LOST, FINISHED, UNSTARTED
+from .states import ATTEMPT_LOST, FINISHED, HOLD_JOURNAL, HOLD_RESUME, UNSTARTED
 
 if TYPE_CHECKING:
     from .running import Run
 
-__all__ = ["still_on_the_cluster", "unstored_parents", "unfinished_jobs", "gone_from_store", "check_resume_handlers"]
+__all__ = ["still_on_the_cluster", "unstored_parents", "unfinished_jobs", "gone_from_store", "check_resume_handlers", "resume_run"]
+
+log = logging.getLogger("overseer_nb")
 
 
 def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
@@ -85,3 +90,55 @@ def check_resume_handlers(run: Run, handlers: Any, to_run: set[str]) -> None:
         )
     for job in types:
         lifecycle(job, handlers[job])
+
+
+def resume_run(run: Run, handlers: Mapping[str, Any] | None, executor: Any, cluster: Any) -> Run:
+    """The body of :meth:`overseer_nb.running.Run.resume` (see its docstring)."""
+    if not run.done:
+        raise RunError(
+            f"run {run.run_id} is still running; wait for it (run.wait()) or cancel it before resuming"
+        )
+    if run.recorder is not None:
+        run.recorder.check_owner(run)
+    gone = gone_from_store(run)  # finished, but their result file is gone: they run again
+    statuses = {key: rec.status for key, rec in run.jobs.items()}  # items too, by name
+    unfinished = unfinished_jobs(run) | gone
+    if not unfinished:
+        run.message = "nothing to resume: every job finished"
+        return run
+    again = unstored_parents(run, unfinished)
+    to_run = unfinished | again
+    handlers = run.handlers if handlers is None else handlers
+    check_resume_handlers(run, handlers, to_run)
+    run.handlers = handlers
+    run._use_executor(executor, cluster)
+    running = still_on_the_cluster(run)
+    if run.recorder is not None:
+        run.recorder.resumed(run, keep={job for job, _n in running})
+    now = time.time()
+    for (job, attempt), engine in running.items():  # they run on (or ran): their result counts
+        run._loop.handle(run.machine.adopt(job, attempt, engine, now))
+    to_run -= {job for job, _n in running}
+    reset = frozenset(job for job in to_run if statuses[job] != UNSTARTED)
+    note = f"resumed: {len(to_run)} job{'s' if len(to_run) != 1 else ''} to run"
+    if again:
+        names = ", ".join(sorted(again))
+        note += f"; {names} run{'s' if len(again) == 1 else ''} again: its result was not stored in the journal and a child needs it"
+    if gone:
+        names = ", ".join(sorted(gone))
+        note += f"; {names} run{'s' if len(gone) == 1 else ''} again: its result file is gone from the store"
+    log.info("overseer_nb run %s: %s", run.run_id, note)
+    run.machine.unhold(HOLD_JOURNAL)  # a journal that failed before: try again
+    run.message = note
+    if run._started:
+        run._loop.command(Resume(reset), refresh=True)
+    else:
+        # applied before the executor starts, so no child of a job that runs
+        # again is sent with the placeholder of its parent's result
+        run.machine.hold(HOLD_RESUME)
+        run._loop.apply_command(Resume(reset), refresh=True)
+        run.machine.unhold(HOLD_RESUME)
+        run.start()
+    if run.recorder is not None and run.recorder.failed is not None:
+        raise run.recorder.failed
+    return run

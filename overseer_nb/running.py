@@ -20,15 +20,8 @@ from typing import Any, Protocol
 from ._run_cache import RunCache, explain
 from ._run_data import DataPlane
 from ._run_loop import RunLoop, Subscriber
-from ._run_resume import (
-    check_resume_handlers,
-    gone_from_store,
-    still_on_the_cluster,
-    unfinished_jobs,
-    unstored_parents,
-)
-from .errors import RunError
-from .events import Abort, Cancel, EnginesChanged, Rerun, Resume, Retry
+from ._run_resume import resume_run
+from .events import Abort, Cancel, EnginesChanged, Rerun, Retry
 from .execution import Executor, connect
 from .graph import JobGraph
 from .handlers import current_lifecycle
@@ -36,14 +29,7 @@ from .machine import RunMachine
 from .options import RunOptions
 from .records import JobRecord
 from .runargs import new_run_id, pickle_args
-from .states import (
-    FINISHED,
-    HOLD_CLUSTER_LOST,
-    HOLD_JOURNAL,
-    HOLD_NO_ENGINES,
-    HOLD_RESUME,
-    UNSTARTED,
-)
+from .states import FINISHED, HOLD_CLUSTER_LOST, HOLD_NO_ENGINES
 from .steps import Step
 from .why import why_waiting
 
@@ -295,55 +281,7 @@ class Run:
         Raises :class:`~overseer_nb.errors.RunError` if the run is going on
         here or in another live process, or a handler is missing.
         """
-        if not self.done:
-            raise RunError(
-                f"run {self.run_id} is still running; wait for it (run.wait()) or cancel it before resuming"
-            )
-        if self.recorder is not None:
-            self.recorder.check_owner(self)
-        statuses = self.statuses
-        gone = gone_from_store(self)  # finished, but their result file is gone: they run again
-        statuses = {key: rec.status for key, rec in self.jobs.items()}  # items too, by name
-        unfinished = unfinished_jobs(self) | gone
-        if not unfinished:
-            self.message = "nothing to resume: every job finished"
-            return self
-        again = unstored_parents(self, unfinished)
-        to_run = unfinished | again
-        handlers = self.handlers if handlers is None else handlers
-        check_resume_handlers(self, handlers, to_run)
-        self.handlers = handlers
-        self._use_executor(executor, cluster)
-        running = still_on_the_cluster(self)
-        if self.recorder is not None:
-            self.recorder.resumed(self, keep={job for job, _n in running})
-        now = time.time()
-        for (job, attempt), engine in running.items():  # they run on (or ran): their result counts
-            self._loop.handle(self.machine.adopt(job, attempt, engine, now))
-        to_run -= {job for job, _n in running}
-        reset = frozenset(job for job in to_run if statuses[job] != UNSTARTED)
-        note = f"resumed: {len(to_run)} job{'s' if len(to_run) != 1 else ''} to run"
-        if again:
-            names = ", ".join(sorted(again))
-            note += f"; {names} run{'s' if len(again) == 1 else ''} again: its result was not stored in the journal and a child needs it"
-        if gone:
-            names = ", ".join(sorted(gone))
-            note += f"; {names} run{'s' if len(gone) == 1 else ''} again: its result file is gone from the store"
-        log.info("overseer_nb run %s: %s", self.run_id, note)
-        self.machine.unhold(HOLD_JOURNAL)  # a journal that failed before: try again
-        self.message = note
-        if self._started:
-            self._loop.command(Resume(reset), refresh=True)
-        else:
-            # applied before the executor starts, so no child of a job that runs
-            # again is sent with the placeholder of its parent's result
-            self.machine.hold(HOLD_RESUME)
-            self._loop.apply_command(Resume(reset), refresh=True)
-            self.machine.unhold(HOLD_RESUME)
-            self.start()
-        if self.recorder is not None and self.recorder.failed is not None:
-            raise self.recorder.failed
-        return self
+        return resume_run(self, handlers, executor, cluster)
 
     def _use_executor(self, executor: Executor | None, cluster: Any) -> None:
         if executor is None and cluster is None and self.executor.connected:
