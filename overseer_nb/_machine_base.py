@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._machine_ahead import SendAhead
+from ._machine_items import MappedItems
+from ._machine_losses import LostResults
 from ._machine_inputs import ReadySet, capped, job_inputs
 from .errors import RunError, UnknownJobError
 from .graph import JobGraph, split_key
@@ -23,6 +26,7 @@ from .records import Attempt, ErrorInfo, JobRecord, Outcome
 from .states import (
     ABORTED,
     ATTEMPT_CANCELLED,
+    ATTEMPT_FINISHED,
     BAD_STATUSES,
     FAILED,
     FINISHED,
@@ -33,7 +37,6 @@ from .states import (
     UNSTARTED,
     check_transition,
     display_state,
-    mapped_status,
 )
 from .steps import Interrupt, Step, Submit, Transition, Withdraw
 from .topology import Topology
@@ -54,9 +57,11 @@ class _Job:
     pending: int = 0  # parents not finished
     blocked: bool = False  # some ancestor failed or aborted
     cached: bool = False  # finished by reusing an earlier run's result
+    after: frozenset = frozenset()  # sent ahead of these parents, not seen finishing yet
+    early: tuple | None = None  # news of it that waits for them: ("started", engine, at, task) or ("ended", outcome)
 
 
-class MachineBase:
+class MachineBase(SendAhead, MappedItems, LostResults):
     """The state of one run of ``graph``, and the moves that change it.
 
     ``job_options`` maps job types to their own :class:`RunOptions` (a job
@@ -87,6 +92,12 @@ class MachineBase:
         self._timers: list[tuple[float, str, int]] = []  # (when, job, attempt): backoffs
         self._deadlines: list[tuple[float, str, int]] = []  # timeouts of running attempts
         self._inflight: set[str] = set()  # submitted, not ended
+        self._used: dict[str, int] = {}  # last attempt of items forgotten: their next items go on from there
+        self._init_ahead()
+
+    @staticmethod
+    def _new_job() -> _Job:
+        return _Job()
 
     # -- reading -----------------------------------------------------------------
     def status(self, job: str) -> str:
@@ -183,56 +194,6 @@ class MachineBase:
             counts[new] = counts.get(new, 0) + 1
             self._follow_items(step, t, at)
 
-    def _follow_items(self, step: Step, job: str, at: float) -> None:
-        """Move mapped type ``job`` to the status its items give (``states.mapped_status``)."""
-        new = mapped_status(self._counts[job], self.topo.items[job])
-        if new != self._jobs[job].status:
-            self._move(step, job, new, ITEMS, at)
-
-    # -- items -----------------------------------------------------------------------
-    def _follows_items(self, job: str) -> bool:
-        """True for a mapped type whose items are known: its status is theirs, never moved on its own."""
-        return self.topo.is_gate(job) and self.topo.items[job] is not None
-
-    def _expand(self, step: Step, job: str, count: int, at: float) -> None:
-        """Mapped ``job`` (and those mapping over it) have ``count`` items now; send what is ready."""
-        waited: set[str] = set()  # what waited for the gates: it waits for the items now (or for nothing)
-        for t in self.topo.with_items_of(job):
-            waited.update(self.topo.children(t))
-        types = self.topo.expand(job, count)
-        made: list[str] = []
-        for t in types:
-            keys = self.topo.item_keys(t)
-            step.expanded[t] = count
-            self._counts[t] = {UNSTARTED: count}
-            for i, key in enumerate(keys):
-                self._jobs[key] = _Job()
-                self.records[key] = JobRecord(t, index=i)
-            self.records[t].items = [self.records[k] for k in keys]
-            made.extend(keys)
-        waiting = set(made) | {k for k in waited if k in self.topo}
-        for key in made:
-            waiting.update(self.topo.children(key))
-        self._refresh_ready(sorted(waiting, key=self.topo.rank))
-        self._refresh_blocked(step, [*types, *made])
-        for t in types:
-            self._follow_items(step, t, at)
-
-    def _collapse(self, step: Step, job: str, at: float) -> None:
-        """Forget the items of mapped ``job`` and of the types mapping over it (its parent maps anew)."""
-        types = self.topo.with_items_of(job)
-        for key in self.topo.collapse(job):
-            self._ready.discard(key)
-            self._inflight.discard(key)
-            del self._jobs[key], self.records[key]
-            step.removed.append(key)
-        for t in types:
-            self.records[t].items = []
-            self._counts[t] = {}
-            self.records[t].message = ""
-            if self._jobs[t].status != UNSTARTED:
-                self._move(step, t, UNSTARTED, ITEMS, at)
-
     def _note_display(self, step: Step, job: str) -> None:
         state = self.display_state(job)
         rec = self.records[job]
@@ -303,7 +264,8 @@ class MachineBase:
         j.waiting_reason = reason
         self._move(step, job, UNSTARTED, reason, at, note)
         if not_before <= at:
-            self._ready.add(job)
+            if j.pending == 0:  # (one sent ahead waits for its parents still)
+                self._ready.add(job)
         else:
             heapq.heappush(self._timers, (not_before, job, j.attempt))
 
@@ -328,14 +290,27 @@ class MachineBase:
 
     # -- attempts ----------------------------------------------------------------
     def _schedule(self, step: Step, at: float) -> None:
-        """Send every ready job, unless the run is cancelled or held."""
-        if not self._runnable():
+        """Withdraw what was sent ahead of attempts that ended without a result; send every ready job.
+
+        Then, sending ahead (``ahead``), the jobs whose parents are out. Nothing
+        is sent while the run is cancelled or held, or the window is full.
+        """
+        if self._to_fence:
+            self._fence_behind(step, at)
+        if self.cancelled or self._holds:
             return
         room = None if self.max_out is None else self.max_out - len(self._inflight)
         if room is not None and room <= 0:
             return
         capping = self.options.max_parallel is not None or any(
             o.max_parallel is not None for o in self.job_options.values())
+        if self._ready:
+            room = self._send_ready(step, room, capping)
+        if self.ahead and self._candidates:
+            self._send_ahead(step, room, capping)
+
+    def _send_ready(self, step: Step, room: int | None, capping: bool) -> int | None:
+        """Send ready jobs in order while there is ``room``; return the room left."""
         if room is not None and room < len(self._ready) and not capping:
             # the first few in order, not a sort of every ready job at each event (a map of 10,000)
             ready = self._ready.first(room)
@@ -347,8 +322,7 @@ class MachineBase:
                 continue
             if room is not None:
                 if room <= 0:
-                    held_back.add(job)
-                    continue
+                    break
                 room -= 1
             self._ready.discard(job)
             j = self._jobs[job]
@@ -357,6 +331,8 @@ class MachineBase:
             self._inflight.add(job)
             self.records[job].attempts.append(Attempt(j.attempt))
             step.instructions.append(Submit(job, j.attempt, self._inputs(job)))
+            self._note_out(job)
+        return room
 
     def _capped(self, jobs: list[str]) -> set[str]:
         """Of ready ``jobs``, those their type's ``max_parallel`` keeps waiting now."""
@@ -382,6 +358,9 @@ class MachineBase:
         j = self._jobs[job]
         self._inflight.discard(job)
         j.submitted = False
+        j.after, j.early = frozenset(), None
+        if label != ATTEMPT_FINISHED:
+            self._to_fence.append(job)  # what was sent ahead of it gets no result from it
         attempt = self.records[job].attempts[-1]
         attempt.outcome = label
         if outcome.engine is not None and attempt.engine is None:

@@ -74,6 +74,7 @@ class UserCommands(MachineBase):
             return
         self._inflight.discard(job)
         j.submitted = False
+        j.after, j.early = frozenset(), None
         self.records[job].attempts.pop()
         if j.pending == 0:
             self._ready.add(job)

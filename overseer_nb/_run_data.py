@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .config import defaults
 from .records import ItemOf, ItemsOf, StoredResult
 from .states import FINISHED, STARTED
-from .steps import Step
+from .steps import AfterResult, Step
+from .store import result_path
 
 if TYPE_CHECKING:
     from .running import Run
@@ -56,15 +57,20 @@ class DataPlane:
     def task_fields(self, job: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The data-plane fields of ``job``'s task: inputs as the engine reads them, its store plan, placement."""
         stored: list[StoredResult] = []
-        sent = {parent: _for_engine(data, stored) for parent, data in inputs.items()}
+        sent = {parent: _for_engine(data, stored, self.root, self.run.run_id) for parent, data in inputs.items()}
         biggest = max(stored, key=lambda r: r.nbytes, default=None)
         plan = None
         if self.root is None and self.run.machine.options_for(job).cache:
             plan = {"digest": True}  # results come back inline; the cache still needs item digests
         elif self.root is not None:
+            machine = self.run.machine
+            # sending ahead, a child may read this result before the kernel sees it: it goes to the store,
+            # a small one written before the report goes back (the child starts only after that)
+            ahead = machine.ahead and any(not machine.topo.is_gate(c) for c in machine.topo.children(job))
             plan = {
                 "root": self.root,
-                "inline": self._settings.store_inline_bytes,
+                "inline": 0 if ahead else self._settings.store_inline_bytes,
+                "sync": self._settings.store_inline_bytes if ahead else 0,
                 "memory": self._settings.engine_memory_bytes,
                 "hold": bool(self.run.machine.topo.children(job)),
                 "digest": self.run.machine.options_for(job).cache,  # the cache compares contents
@@ -78,13 +84,16 @@ class DataPlane:
         """Note results engines now hold; let an engine forget one once every job that needs it has started."""
         if not step.transitions:
             return
+        if self.run.machine.ahead:
+            self._holding = True  # small results sent ahead are held too, until the run ends
         topo, jobs = self.run.machine.topo, self.run.machine.records
         by_engine: dict[Any, list[str]] = {}
         for t in step.transitions:
             if t.new == FINISHED and t.job in jobs:
                 stored = jobs[t.job].stored
                 readers = [c for c in topo.children(t.job) if not topo.is_gate(c)]
-                if stored is not None and stored.engine is not None and readers:
+                small = stored is not None and stored.nbytes <= self._settings.store_inline_bytes
+                if stored is not None and stored.engine is not None and readers and not small:
                     self._held[t.job] = (stored, set(readers))
                     self._holding = True
             elif t.new == STARTED:
@@ -115,12 +124,19 @@ class DataPlane:
             self.run.executor.release_run(self.run.run_id)
 
 
-def _for_engine(data: Any, stored: list[StoredResult]) -> Any:
-    """An input as ``execution.holding.resolve`` reads it on the engine; stored results are noted in ``stored``."""
+def _for_engine(data: Any, stored: list[StoredResult], root: str | None, run_id: str) -> Any:
+    """An input as ``execution.holding.resolve`` reads it on the engine; stored results are noted in ``stored``.
+
+    A result not made yet (:class:`~overseer_nb.steps.AfterResult`) is where
+    that attempt will store it, marked ``after``: a task that finds nothing
+    there ends without running (its parent did not finish).
+    """
+    if isinstance(data, AfterResult):
+        return {"path": result_path(root, run_id, data.job, data.attempt), "nbytes": 0, "after": True}
     if isinstance(data, ItemOf):
-        return {"item": data.index, "of": _for_engine(data.data, stored)}
+        return {"item": data.index, "of": _for_engine(data.data, stored, root, run_id)}
     if isinstance(data, ItemsOf):
-        return {"items": [_for_engine(part, stored) for part in data.items]}
+        return {"items": [_for_engine(part, stored, root, run_id) for part in data.items]}
     if data is None or isinstance(data, (bytes, bytearray)):
         return data
     stored.append(data)

@@ -320,6 +320,7 @@ class RunLoop:
             args_blob=run.args_blob,
             max_result_bytes=opts.max_result_bytes,
             max_output_chars=opts.max_output_chars,
+            after=ins.after,
             **run.data.task_fields(job, ins.inputs),
         )
         try:

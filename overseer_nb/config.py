@@ -62,6 +62,12 @@ class Overseer(Configurable):
         "globals it reads, args, inputs' contents) is the same, from any run in the journal "
         "(ov.run(cache=...) and %overseer_run --cache win).",
     ).tag(config=True)
+    eager = Bool(
+        True,
+        help="On a cluster whose engines share the result store, send each job as soon as its "
+        "parents are sent, with ipyparallel's after= on their tasks, so the cluster starts it "
+        "the moment they end without waiting for the kernel (ov.run(eager=...) wins).",
+    ).tag(config=True)
     store = Unicode(
         "",
         help="Folder of the result store ('' : a folder 'results' beside the journal). "
@@ -119,6 +125,7 @@ class Overseer(Configurable):
             max_result_bytes=self.max_result_bytes or None,
             max_output_chars=self.max_output_chars,
             cache=self.cache,
+            eager=self.eager,
         )
 
 

@@ -33,6 +33,7 @@ from .states import (
     OUTCOME_ABORT,
     OUTCOME_ERROR,
     OUTCOME_FAULT,
+    OUTCOME_FENCED,
     OUTCOME_INPUT_LOST,
     OUTCOME_INTERRUPTED,
     OUTCOME_KINDS,
@@ -99,6 +100,10 @@ class RunMachine(UserCommands):
         j = self._jobs[job]
         if j.attempt != attempt or j.status != UNSTARTED or not j.submitted:
             return step  # late news of an attempt already ended or superseded
+        if self._waits_on_parents(job):  # sent ahead: it shows started once its parents finished
+            if j.early is None:
+                j.early = ("started", engine, at, task)
+            return step
         self.records[job].attempts[-1].task = task
         self._start(step, job, engine, at)
         self._schedule(step, at)
@@ -137,11 +142,17 @@ class RunMachine(UserCommands):
                 f"attempt {attempt} of {job!r} ended with the unknown outcome kind {outcome.kind!r}; "
                 f"the kinds are {', '.join(map(repr, OUTCOME_KINDS))}"
             )
-        if j.status == UNSTARTED and outcome.kind != OUTCOME_UNSENDABLE:
-            self._start(step, job, outcome.engine, outcome.started or at)  # the reply overtook the news
-        on_outcome(self, step, job, outcome, at)
+        if self._waits_on_parents(job) and outcome.kind != OUTCOME_UNSENDABLE:
+            j.early = ("ended", outcome)  # sent ahead: applied once its parents finished (or withdrawn)
+            return step
+        self._apply_end(step, job, outcome, at)
         self._schedule(step, at)
         return step
+
+    def _apply_end(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        if self._jobs[job].status == UNSTARTED and outcome.kind not in (OUTCOME_UNSENDABLE, OUTCOME_FENCED):
+            self._start(step, job, outcome.engine, outcome.started or at)  # the reply overtook the news
+        _ON_OUTCOME[outcome.kind](self, step, job, outcome, at)
 
     def engine_lost(self, engine: Any, at: float, message: str = "", partial: dict | None = None) -> Step:
         """``engine`` died: every attempt running on it goes back to unstarted.
@@ -156,33 +167,15 @@ class RunMachine(UserCommands):
         for job in sorted(self._inflight, key=self.topo.rank):
             j = self._jobs[job]
             named = (job, j.attempt) in partial
+            if named and self._waits_on_parents(job):  # sent ahead, never shown started: send it again
+                self._unsend_ahead(job)
+                continue
             if (j.status == STARTED and j.engine == engine) or (named and j.status == UNSTARTED and j.submitted):
                 out, err = partial.get((job, j.attempt), ("", ""))
                 if j.status == UNSTARTED:
                     self._start(step, job, engine, at)
                 lost = Outcome(OUTCOME_LOST, engine=engine, message=message, stdout=out, stderr=err)
                 self._on_lost(step, job, lost, at)
-        self._schedule(step, at)
-        return step
-
-    def results_lost(self, jobs: list[str], at: float, message: str) -> Step:
-        """The stored results of finished ``jobs`` cannot be read (never written: their engine died first).
-
-        Each runs again, and what depends on it waits: an attempt of a child that
-        is out already is stopped and goes back to unstarted (it has not got the
-        input, so nothing it did counts).
-        """
-        step = Step()
-        lost = [job for job in jobs if self._jobs[job].status == FINISHED]
-        for job in sorted(lost, key=self.topo.rank):
-            self._lose_result(step, job, at, message)
-            for child in self.topo.children(job):
-                if child in self._inflight:
-                    why = f"its input {job!r} is being made again: {message}"
-                    self._stop_attempt(step, child, at)
-                    attempt = self.records[child].attempts[-1]
-                    attempt.outcome, attempt.error = ATTEMPT_LOST, ErrorInfo("InputLost", why)
-                    self._back_for_input(step, child, at, why)
         self._schedule(step, at)
         return step
 
@@ -238,6 +231,8 @@ class RunMachine(UserCommands):
         for child in self.topo.children(job):
             c = self._jobs[child]
             c.pending -= 1
+            if c.after:
+                self._parent_finished(step, job, child, at)
             if c.pending == 0 and c.status == UNSTARTED and not c.submitted and not self.topo.is_gate(child):
                 self._ready.add(child)
         for mapped in self.graph.children(job) if job in self.graph else ():
@@ -289,42 +284,6 @@ class RunMachine(UserCommands):
             self._fail(step, job, "engine lost too often", at, ErrorInfo("EngineLost", msg), msg)
             return
         self._requeue(step, job, "engine lost", at, at, outcome.message or "its engine was lost")
-
-    def _on_input_lost(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
-        """A parent's stored result could not be read: the parent runs again, ``job`` waits for it.
-
-        Counted with the job's engine losses: an engine that can never read the
-        store (another host without the shared folder) fails the job in the end
-        instead of running its parent forever.
-        """
-        j, opts = self._jobs[job], self.options_for(job)
-        j.losses += 1
-        err = outcome.error or ErrorInfo("InputLost", outcome.message)
-        self._end_attempt(job, outcome, ATTEMPT_LOST, at, err)
-        if j.losses >= opts.max_engine_losses:
-            msg = (f"its input could not be read {j.losses} times (max_engine_losses={opts.max_engine_losses}); "
-                   f"last: {outcome.message}. Do all engines share the result store (OVERSEER_NB_STORE)?")
-            self._fail(step, job, "input lost too often", at, ErrorInfo("InputLost", msg), msg)
-            return
-        for parent in outcome.lost_inputs:
-            if parent in self._jobs and self._jobs[parent].status == FINISHED:
-                self._lose_result(step, parent, at, outcome.message)
-        self._back_for_input(step, job, at, outcome.message)
-
-    def _lose_result(self, step: Step, job: str, at: float, message: str) -> None:
-        """Finished ``job``'s result is gone: back to unstarted, its children wait for it again."""
-        self.records[job].result_data = None
-        self._jobs[job].waiting_reason = "result lost"
-        self._move(step, job, UNSTARTED, "result lost", at, f"its result was lost ({message}); it runs again")
-        self._refresh_ready([job, *self.topo.children(job)])
-
-    def _back_for_input(self, step: Step, job: str, at: float, message: str) -> None:
-        """Requeue a started ``job`` whose attempt ended (or was stopped) for want of an input."""
-        j = self._jobs[job]
-        j.waiting_reason = "input lost"
-        if j.status == STARTED:
-            self._move(step, job, UNSTARTED, "input lost", at, message)
-        self._refresh_ready([job])
 
     def _on_unsendable(self, step: Step, job: str, outcome: Outcome, at: float) -> None:
         self._end_attempt(job, outcome, ATTEMPT_FAILED, at)
@@ -379,6 +338,7 @@ _ON_OUTCOME: dict[str, Callable[[RunMachine, Step, str, Outcome, float], None]] 
     OUTCOME_LOST: RunMachine._on_lost,
     OUTCOME_UNSENDABLE: RunMachine._on_unsendable,
     OUTCOME_INPUT_LOST: RunMachine._on_input_lost,
+    OUTCOME_FENCED: RunMachine._on_fenced,
 }
 assert set(_ON_OUTCOME) == set(OUTCOME_KINDS), "every outcome kind needs an entry in _ON_OUTCOME"
 

@@ -33,6 +33,9 @@ class RunOptions:
     max_parallel: most jobs of one type (mapped or not) out at once; None: no cap.
     cache: reuse an earlier run's result of a job whose fingerprint is the same
     (SPEC §13); a job type's ``cache=False`` always runs (side effects).
+    eager: on a cluster whose engines share the result store, send a job as soon
+    as its parents are sent, ``after`` them, so the cluster starts it the moment
+    they end (SPEC §14); False: the kernel sends each job once its parents finished.
     """
 
     retries: int = 0
@@ -47,6 +50,7 @@ class RunOptions:
     max_output_chars: int = 1_000_000
     max_parallel: int | None = None
     cache: bool = False
+    eager: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -80,9 +84,9 @@ def _check(name: str, value: Any) -> None:
         return
     if name in _MAY_BE_NONE and value is None:
         return
-    if name == "cache":
+    if name in ("cache", "eager"):
         if not isinstance(value, bool):
-            raise OptionError(f"cache must be True or False, got {value!r}")
+            raise OptionError(f"{name} must be True or False, got {value!r}")
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):

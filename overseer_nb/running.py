@@ -137,6 +137,8 @@ class Run:
     def _connect_store(self) -> None:
         self.machine.max_out = self.executor.queue_limit()  # and the window of attempts out at once
         self.data.connect()
+        # jobs go out ahead of their parents where the cluster can hold them back and they can read the store
+        self.machine.ahead = self.options.eager and self.executor.dependencies and self.data.root is not None
         if self.data.note and self.data.note not in self.message:
             self.message = f"{self.message}; {self.data.note}" if self.message else self.data.note
 

@@ -33,6 +33,7 @@ __all__ = [
     "OUTCOME_ABORT",
     "OUTCOME_ERROR",
     "OUTCOME_INTERRUPTED",
+    "OUTCOME_FENCED",
     "OUTCOME_LOST",
     "OUTCOME_UNSENDABLE",
     "OUTCOME_INPUT_LOST",
@@ -84,9 +85,11 @@ OUTCOME_INTERRUPTED = "interrupted"
 OUTCOME_LOST = "lost"  # its engine died
 OUTCOME_UNSENDABLE = "unsendable"  # it never reached an engine
 OUTCOME_INPUT_LOST = "input_lost"  # a parent's stored result could not be read: the parent runs again
+# sent ahead of a parent that did not finish: it ended at once, its handler did not run
+OUTCOME_FENCED = "fenced"
 OUTCOME_KINDS = (
     OUTCOME_OK, OUTCOME_FAULT, OUTCOME_ABORT, OUTCOME_ERROR, OUTCOME_INTERRUPTED, OUTCOME_LOST, OUTCOME_UNSENDABLE,
-    OUTCOME_INPUT_LOST,
+    OUTCOME_INPUT_LOST, OUTCOME_FENCED,
 )
 
 # What became of an attempt, as stored: records.Attempt.outcome (None while it runs).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Transition", "Submit", "Interrupt", "Withdraw", "Step"]
+__all__ = ["Transition", "Submit", "AfterResult", "Interrupt", "Withdraw", "Step"]
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,26 @@ class Transition:
 
 
 @dataclass(frozen=True)
-class Submit:
-    """Send attempt ``attempt`` of ``job`` to the cluster with its parents' results."""
+class AfterResult:
+    """An input not made yet: the result attempt ``attempt`` of ``job`` will leave in the store."""
 
     job: str
     attempt: int
-    inputs: dict[str, Any]  # parent -> its ResultData (records.ResultData)
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Send attempt ``attempt`` of ``job`` to the cluster with its parents' results.
+
+    ``after``: the attempts of parents still out, (job, attempt) each; the job
+    is sent ahead of them (the cluster starts it once they end) and those
+    parents' inputs are :class:`AfterResult`\\ s.
+    """
+
+    job: str
+    attempt: int
+    inputs: dict[str, Any]  # parent -> its ResultData (records.ResultData), or an AfterResult
+    after: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

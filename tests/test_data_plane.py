@@ -86,7 +86,9 @@ def test_a_big_result_reaches_both_children_without_passing_through_the_kernel(c
     store = tmp_path / "store"
     nbytes = 300 * MIB
     with PeakRSS() as mem:
-        run = ov.run(GRAPH, big_handlers(nbytes), cluster=client, journal=False, store=str(store)).wait(120)
+        # sent by the kernel once "make" finished (eager=False), so placed near the input it then knows is big
+        run = ov.run(GRAPH, big_handlers(nbytes), cluster=client, journal=False, store=str(store),
+                     eager=False).wait(120)
     assert run.succeeded, run.summary()
     expected = 2.0 * (nbytes // 8)
     (left, left_pid), (right, right_pid) = run.results["left"], run.results["right"]
@@ -157,10 +159,17 @@ def test_small_results_travel_inline_and_the_store_is_left_empty(client, tmp_pat
         return job.inputs["small"]["n"] * 2
 
     run = ov.run({"small": [], "use": ["small"]}, {"small": small, "use": use}, cluster=client, journal=False,
-                 store=str(tmp_path / "store")).wait(60)
+                 store=str(tmp_path / "store"), eager=False).wait(60)
     assert run.results == {"small": {"n": 3}, "use": 6}
     assert isinstance(run.jobs["small"].result_data, bytes)
     assert not os.path.exists(tmp_path / "store" / run.run_id)
+    # sent ahead (the default), "use" may read "small" before the kernel sees it: that one goes to the store
+    run = ov.run({"small": [], "use": ["small"]}, {"small": small, "use": use}, cluster=client, journal=False,
+                 store=str(tmp_path / "store")).wait(60)
+    assert run.results == {"small": {"n": 3}, "use": 6}
+    assert run.jobs["small"].stored is not None and run.jobs["small"].stored.exists()
+    assert isinstance(run.jobs["use"].result_data, bytes)  # a leaf's result still travels inline
+    assert os.listdir(tmp_path / "store" / run.run_id) == ["small.1.ovnb"]
 
 
 @pytest.mark.cluster

@@ -26,6 +26,7 @@ from overseer_nb.machine import Interrupt, RunMachine, Step, Submit, Withdraw
 from overseer_nb.options import RunOptions, backoff_delay
 from overseer_nb.records import Attempt, ErrorInfo, Outcome
 from overseer_nb.states import (
+    OUTCOME_FENCED,
     ATTEMPT_OUTCOMES,
     BAD_STATUSES,
     HOLD_CLUSTER_LOST,
@@ -374,7 +375,8 @@ def test_stored_vocabularies_keep_their_values():
     # the journal stores these words: renaming one would orphan every journal written before
     assert HOLDS == ("held", "no engines", "cluster lost", "resume")
     assert (HOLD_JOURNAL, HOLD_NO_ENGINES, HOLD_CLUSTER_LOST, HOLD_RESUME) == HOLDS
-    assert OUTCOME_KINDS == ("ok", "fault", "abort", "error", "interrupted", "lost", "unsendable", "input_lost")
+    assert OUTCOME_KINDS == ("ok", "fault", "abort", "error", "interrupted", "lost", "unsendable", "input_lost",
+                             "fenced")
     assert ATTEMPT_OUTCOMES == ("finished", "failed", "fault", "aborted", "timeout", "lost", "retry", "cancelled")
     assert BAD_STATUSES == ("failed", "aborted")
 
@@ -456,6 +458,10 @@ def test_every_outcome_kind_has_a_handler():
         m = machine()
         m.tick(0)
         step = m.ended("start", 1, Outcome(kind, error=ErrorInfo("E", kind)), 1.0)
+        if kind == OUTCOME_FENCED:  # it never ran: no move, no attempt kept, sent again under a new number
+            assert not step.transitions and submits(step) == [("start", 2)]
+            assert [a.number for a in m.records["start"].attempts] == [2]
+            continue
         assert step.transitions, kind
         assert m.records["start"].attempts[0].outcome in ATTEMPT_OUTCOMES, kind
 

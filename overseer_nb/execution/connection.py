@@ -31,14 +31,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..events import Ended, EngineLost, EnginesChanged, Started
-from ..records import ErrorInfo, Outcome
-from ..states import OUTCOME_ERROR, OUTCOME_INTERRUPTED, OUTCOME_LOST
+from ..states import OUTCOME_LOST
 from .capture import BoundedText, collapse_cr, read_capture
 from .engine import run_attempt
 from .placement import Placement
 from .processes import EngineProcess, engine_process, kill_engine
 from .scratch import forget, mark_withdrawn, scratch_path, sweep
-from .seam import Task, outcome_from_report
+from .seam import Task, infrastructure_outcome, outcome_from_report
 from .watchdog import Watchdog, queue_status
 
 if TYPE_CHECKING:
@@ -98,6 +97,7 @@ class Connection(Watchdog, Placement):
         self.view = client.load_balanced_view()
         self.lost = False
         self._lock = threading.Lock()
+        self._submitting = threading.Lock()
         self._ports: weakref.WeakSet = weakref.WeakSet()
         self._flights: dict[tuple[int, str, int], _Flight] = {}
         self._identities: dict[int, EngineProcess] = {}
@@ -137,8 +137,14 @@ class Connection(Watchdog, Placement):
             return
         self.ensure_watchdog()
         scratch = scratch_path(task.run_id, task.job, task.attempt)
-        view = self._view_for(task.prefer, task.prefer_wait)
-        ar = view.apply_async(run_attempt, scratch=scratch, **call)
+        after = self._after(port, task)
+        view = self.view if after else self._view_for(task.prefer, task.prefer_wait)
+        with self._submitting:  # the shared view's ``after`` flag is set for this one task only
+            if after:
+                with view.temp_flags(after=after):
+                    ar = view.apply_async(run_attempt, scratch=scratch, **call)
+            else:
+                ar = view.apply_async(run_attempt, scratch=scratch, **call)
         flight = _Flight(port, task, ar, scratch, call.get("capture_limit", task.max_output_chars))
         flight.placed = task.prefer if view is not self.view else None
         with self._lock:
@@ -150,6 +156,18 @@ class Connection(Watchdog, Placement):
         if engine is not None:
             self._seen_on(flight, engine)
         ar.add_done_callback(lambda _f: self._on_done(flight))
+
+    def _after(self, port: IPyParallelExecutor, task: Task) -> list[str]:
+        """The tasks of ``task.after`` still out: the scheduler starts ``task`` once they end.
+
+        One that ended already is left out (its result, or its absence, is in
+        the store by now).
+        """
+        if not task.after:
+            return []
+        with self._lock:
+            found = [self._flights.get((id(port), job, attempt)) for job, attempt in task.after]
+        return [f.msg_id for f in found if f is not None and not f.ended]
 
     def _engine_of(self, uuid: Any) -> int | None:
         if isinstance(uuid, bytes):
@@ -200,7 +218,7 @@ class Connection(Watchdog, Placement):
             report = flight.ar.get(0)
             outcome = outcome_from_report(report, engine if engine is not None else flight.ar.engine_id)
         except Exception as exc:  # an infrastructure failure, not the handler's
-            outcome = _infrastructure_outcome(exc, engine if engine is not None else self._engine_in(exc))
+            outcome = infrastructure_outcome(exc, engine if engine is not None else self._engine_in(exc))
             if outcome.kind == OUTCOME_LOST:
                 out, err = self._partial(flight, outcome.engine)
                 outcome = replace(outcome, stdout=out, stderr=err)
@@ -367,30 +385,3 @@ class Connection(Watchdog, Placement):
                 self.client.abort(jobs=ids, targets=[engine], block=False)
             except Exception as exc:
                 log.debug("could not tell engine %s of withdrawn tasks: %s", engine, exc)
-
-
-def _infrastructure_outcome(exc: BaseException, engine: Any) -> Outcome:
-    """The outcome of an attempt whose task failed outside ``run_attempt``.
-
-    An engine that died is ``lost`` however ipyparallel says so: an
-    ``EngineError``, or (a load-balanced task) a ``RemoteError`` named ``EngineError``.
-    """
-    from ipyparallel import error
-
-    if isinstance(exc, error.EngineError) or (isinstance(exc, error.RemoteError) and exc.ename == "EngineError"):
-        who = f"engine {engine}" if engine is not None else "its engine"
-        return Outcome(OUTCOME_LOST, engine=engine, message=f"{who} was lost while running the job")
-    if isinstance(exc, error.TaskAborted):
-        return Outcome(OUTCOME_INTERRUPTED, engine=engine, message="withdrawn before it started")
-    if isinstance(exc, error.RemoteError):
-        tb = exc.traceback
-        info = ErrorInfo(exc.ename, exc.evalue, "\n".join(tb) if isinstance(tb, list) else str(tb or ""))
-        if exc.ename in ("ModuleNotFoundError", "ImportError") and "overseer_nb" in str(exc.evalue):
-            info = ErrorInfo(
-                exc.ename,
-                f"{exc.evalue}: the engines cannot import overseer_nb; install it in the "
-                "environment the engines run in",
-                info.traceback,
-            )
-        return Outcome(OUTCOME_ERROR, error=info, engine=engine)
-    return Outcome(OUTCOME_ERROR, error=ErrorInfo(type(exc).__name__, str(exc)), engine=engine)

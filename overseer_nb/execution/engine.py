@@ -23,12 +23,13 @@ from ..states import (
     OUTCOME_ABORT,
     OUTCOME_ERROR,
     OUTCOME_FAULT,
+    OUTCOME_FENCED,
     OUTCOME_INPUT_LOST,
     OUTCOME_INTERRUPTED,
     OUTCOME_OK,
 )
 from .capture import BoundedText, FdCapture, FileSink, collapse_cr, thread_router
-from .holding import InputLost, TooLarge, keep, resolve
+from .holding import InputLost, NotFinished, TooLarge, keep, resolve
 from .sandbox import Sandbox, current_task
 from .scratch import make_scratch, withdrawn
 
@@ -205,6 +206,8 @@ def _run_stages(job_name, index, job_id, attempt, run_id, stages, args, inputs, 
         pre, process, post = _load_stages(stages)
         job_args = _unpickled(args)
         loaded = {parent: resolve(parent, value) for parent, value in inputs.items()}
+    except NotFinished as exc:  # sent ahead of a parent that left no result: the handler does not run
+        return _End(OUTCOME_FENCED, message=str(exc), lost_inputs=(exc.job,))
     except InputLost as exc:
         return _End(OUTCOME_INPUT_LOST, message=str(exc), lost_inputs=(exc.job,),
                     error=ErrorReport(ename="InputLost", evalue=f"{exc}; it runs again, then this job", traceback=""))
@@ -269,7 +272,8 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int | None, store
         else:
             blob, ref = keep(result, root=store["root"], run_id=run_id, job=job_type, attempt=attempt,
                              inline_limit=store["inline"], memory_bound=store["memory"], hold=store["hold"],
-                             max_bytes=max_result_bytes, digest=store.get("digest", False))
+                             max_bytes=max_result_bytes, digest=store.get("digest", False),
+                             sync=store.get("sync", 0))
             size = len(blob) if blob is not None else ref["nbytes"]
     except TooLarge as exc:
         size = exc.nbytes

@@ -29,7 +29,8 @@ from typing import Any
 
 from ..store import StoreFileError, dumps_parts, read_result, result_path, write_result
 
-__all__ = ["keep", "resolve", "release", "release_run", "held", "writing", "probe_store", "InputLost", "TooLarge", "summary_of",
+__all__ = ["keep", "resolve", "release", "release_run", "held", "writing", "probe_store", "InputLost", "NotFinished",
+           "TooLarge", "summary_of",
            "PENDING", "FAILED"]
 
 PENDING = ".pending"
@@ -50,6 +51,15 @@ class InputLost(Exception):
 
     def __init__(self, job: str, why: str):
         super().__init__(f"the result of {job!r} could not be read: {why}")
+        self.job = job
+
+
+class NotFinished(Exception):
+    """A task sent ahead of ``job``, whose attempt left no result: it did not finish (or was withdrawn)."""
+
+    def __init__(self, job: str):
+        super().__init__(f"it was sent ahead of {job!r}, whose attempt left no result; "
+                         f"it runs when {job!r} finishes")
         self.job = job
 
 
@@ -77,12 +87,14 @@ def summary_of(value: Any) -> tuple[str, str]:
 
 def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_limit: int,
          memory_bound: int, hold: bool, max_bytes: int | None = None,
-         digest: bool = False) -> tuple[bytes | None, dict | None]:
+         digest: bool = False, sync: int = 0) -> tuple[bytes | None, dict | None]:
     """Keep ``value``: ``(pickle, None)`` for a small one, else ``(None, ref)`` with it in the store.
 
     ``hold``: also keep it in this engine's memory (a child needs it). The
     file is written by a thread; ``ref`` (path, nbytes, type, summary) goes
-    back at once. Raises whatever pickling raises, and :class:`TooLarge`
+    back at once. One of at most ``sync`` bytes (and no out-of-band buffers)
+    is written before this returns: a child sent ahead may start as soon as
+    the report is out. Raises whatever pickling raises, and :class:`TooLarge`
     for a result over ``max_bytes``.
     """
     data, buffers = dumps_parts(value)
@@ -92,6 +104,8 @@ def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_l
     if nbytes <= inline_limit and not buffers:
         return data, None
     path = result_path(root, run_id, job, attempt)
+    if nbytes <= sync and not buffers:
+        return _keep_now(value, path, data, nbytes, hold, memory_bound, digest)
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         _mark(path + PENDING, f"{socket.gethostname()} {os.getpid()}")
@@ -106,6 +120,22 @@ def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_l
         _hold(path, value, nbytes, memory_bound)
     threading.Thread(target=_write, args=(path, data, buffers, done), daemon=True,
                      name="overseer-store-write").start()
+    return None, _ref(value, path, nbytes, data, buffers, digest)
+
+
+def _keep_now(value: Any, path: str, data: bytes, nbytes: int, hold: bool, memory_bound: int,
+              digest: bool) -> tuple[bytes | None, dict | None]:
+    """A small result a child may read at once: written to the store before the report goes back."""
+    try:
+        write_result(path, data, [])
+    except OSError:  # the store cannot be written here now: the result travels with the report
+        return data, None
+    if hold:
+        _hold(path, value, nbytes, memory_bound)
+    return None, _ref(value, path, nbytes, data, [], digest)
+
+
+def _ref(value: Any, path: str, nbytes: int, data: bytes, buffers: list, digest: bool) -> dict:
     type_name, summary = summary_of(value)
     ref = {"path": path, "nbytes": nbytes, "type": type_name, "summary": summary}
     if digest:  # the cache compares contents: the pickle and its buffers, as written
@@ -113,7 +143,7 @@ def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_l
         for buf in buffers:
             h.update(buf)
         ref["digest"] = h.hexdigest()[:32]
-    return None, ref
+    return ref
 
 
 def _mark(path: str, text: str) -> None:
@@ -205,6 +235,8 @@ def _read(job: str, inp: dict) -> Any:
             _hold(path, value, int(inp.get("nbytes", 0)), _bound[0])
             return value
         except StoreFileError as exc:
+            if inp.get("after") and not any(os.path.exists(path + end) for end in ("", PENDING, FAILED)):
+                raise NotFinished(job) from exc  # the scheduler started it after its parent ended: no result
             why = _why_missing(path)
             if why:
                 raise InputLost(job, why) from exc

@@ -37,6 +37,11 @@ class IPyParallelExecutor(Executor):
         self._recovered: dict[tuple[str, int], tuple[str, str, Any]] = {}
 
     @property
+    def dependencies(self) -> bool:  # type: ignore[override]
+        """True unless the cluster's scheduler is the pure ZMQ one, which has no ``after=``."""
+        return getattr(self._conn.view, "_task_scheme", "") != "pure"
+
+    @property
     def connected(self) -> bool:  # type: ignore[override]
         """False once its cluster was stopped or stopped answering: ``run.resume()`` connects anew."""
         return not (self._conn.lost or self._conn.closed)

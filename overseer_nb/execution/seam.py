@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError
 from ..records import ErrorInfo, Outcome
+from ..states import OUTCOME_ERROR, OUTCOME_FENCED, OUTCOME_INTERRUPTED, OUTCOME_LOST
 from ..store import ResultRef
 
 if TYPE_CHECKING:
     from .engine import AttemptReport
 
-__all__ = ["Task", "Executor", "Detached", "Report", "outcome_from_report"]
+__all__ = ["Task", "Executor", "Detached", "Report", "outcome_from_report", "infrastructure_outcome"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Task:
     prefer: Any = None  # the engine holding its biggest input: run it there if that engine is free
     prefer_wait: bool = False  # that input is big: run it there even behind one job
     index: int | None = None  # an item of a mapped type: which one (``job.index``)
+    after: tuple[tuple[str, int], ...] = ()  # attempts (job, attempt) of this run to start after (eager dispatch)
 
     @property
     def id(self) -> str:
@@ -63,6 +65,8 @@ class Executor:
     """Base of executors; see the module docstring."""
 
     connected = True  # False for a run loaded from the journal: it has nowhere to run yet
+    # True if a task may be sent before its parents end (``Task.after``): the executor starts it after them
+    dependencies = False
 
     def start(self, report: Report) -> None:
         """Begin reporting events to ``report``."""
@@ -156,3 +160,34 @@ def outcome_from_report(report: AttemptReport, engine: Any) -> Outcome:
         started=report["started"],
         ended=report["ended"],
     )
+
+
+def infrastructure_outcome(exc: BaseException, engine: Any) -> Outcome:
+    """The outcome of an attempt whose task failed outside ``run_attempt``.
+
+    An engine that died is ``lost`` however ipyparallel says so: an
+    ``EngineError``, or (a load-balanced task) a ``RemoteError`` named ``EngineError``.
+    """
+    from ipyparallel import error
+
+    if isinstance(exc, error.EngineError) or (isinstance(exc, error.RemoteError) and exc.ename == "EngineError"):
+        who = f"engine {engine}" if engine is not None else "its engine"
+        return Outcome(OUTCOME_LOST, engine=engine, message=f"{who} was lost while running the job")
+    if isinstance(exc, error.TaskAborted):
+        return Outcome(OUTCOME_INTERRUPTED, engine=engine, message="withdrawn before it started")
+    if isinstance(exc, error.ImpossibleDependency) or (
+        isinstance(exc, error.RemoteError) and exc.ename in ("ImpossibleDependency", "InvalidDependency")
+    ):  # sent ahead of a task that failed on the cluster (its engine died): it never ran
+        return Outcome(OUTCOME_FENCED, engine=engine, message="a parent it was sent ahead of did not finish")
+    if isinstance(exc, error.RemoteError):
+        tb = exc.traceback
+        info = ErrorInfo(exc.ename, exc.evalue, "\n".join(tb) if isinstance(tb, list) else str(tb or ""))
+        if exc.ename in ("ModuleNotFoundError", "ImportError") and "overseer_nb" in str(exc.evalue):
+            info = ErrorInfo(
+                exc.ename,
+                f"{exc.evalue}: the engines cannot import overseer_nb; install it in the "
+                "environment the engines run in",
+                info.traceback,
+            )
+        return Outcome(OUTCOME_ERROR, error=info, engine=engine)
+    return Outcome(OUTCOME_ERROR, error=ErrorInfo(type(exc).__name__, str(exc)), engine=engine)

@@ -1,0 +1,180 @@
+"""Sending jobs ahead of their parents (SPEC §14): the machine's part of eager dispatch.
+
+With :attr:`SendAhead.ahead` on (an executor with dependencies and a shared
+result store), a job whose parents are all finished or out is sent at once,
+``after`` its parents' attempts: the cluster's scheduler starts it the moment
+they end, without waiting for the kernel, and it reads their results from the
+store. The machine keeps every rule as if it had waited:
+
+- news of such a job (an engine took it, it ended) waits until the machine has
+  seen each of those parents finish, so a job never shows ``started`` before
+  its parents finished;
+- an attempt of a parent that ends any other way (failed, faulted, aborted,
+  timed out, lost, withdrawn) withdraws every job sent ahead of it, and theirs
+  in turn; a task that starts anyway finds no result and ends at once
+  (``fenced``) without running its handler;
+- the window (``max_out``) and ``max_parallel`` count jobs sent ahead as out.
+
+How far ahead: as far as the window lets, ready jobs first. Jobs whose type is
+cached are not sent ahead (their fingerprint needs their inputs' contents),
+nor mapped types before their parent finished (their items are not known).
+Pure, as the rest of the machine: a mixin of
+:class:`~overseer_nb._machine_base.MachineBase`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING, Any
+
+from .graph import item_key, split_key
+from .records import Attempt, ItemsOf, Outcome
+from .states import FINISHED, STARTED, UNSTARTED
+from .steps import AfterResult, Step, Submit, Withdraw
+
+if TYPE_CHECKING:
+    from ._machine_base import MachineBase
+
+__all__ = ["SendAhead"]
+
+_LATER = "later"  # not now: no room in the window, or max_parallel; it stays a candidate
+
+
+class SendAhead:
+    """The eager-dispatch half of the machine (see the module docstring)."""
+
+    def _init_ahead(self: MachineBase) -> None:
+        self.ahead = False  # set by the run: its executor has dependencies and the engines share the store
+        self._to_fence: list[str] = []  # jobs whose attempt ended without a result: withdraw those sent ahead
+        self._candidates: list[tuple[Any, str]] = []  # (rank, job): children of jobs out, to consider
+
+    # -- sending ---------------------------------------------------------------------
+    def _note_out(self: MachineBase, job: str) -> None:
+        """``job`` was sent: its children may be sent ahead of it."""
+        if self.ahead:
+            for child in self.topo.children(job):
+                heapq.heappush(self._candidates, (self.topo.rank(child), child))
+
+    def _send_ahead(self: MachineBase, step: Step, room: int | None, capping: bool) -> None:
+        """Send candidates whose parents are all finished or out, in order, while the window has room."""
+        kept: list[tuple[Any, str]] = []
+        while self._candidates:
+            if room is not None and room <= 0:
+                break
+            entry = heapq.heappop(self._candidates)
+            job = entry[1]
+            found = self._ahead_of(job, capping)
+            if found is None:
+                continue
+            if found == _LATER:
+                kept.append(entry)
+                continue
+            if room is not None:
+                room -= 1
+            j = self._jobs[job]
+            j.attempt += 1
+            j.submitted = True
+            j.after = frozenset(found)
+            self._inflight.add(job)
+            self.records[job].attempts.append(Attempt(j.attempt))
+            after = tuple((p, self._jobs[p].attempt) for p in sorted(found, key=self.topo.rank))
+            step.instructions.append(Submit(job, j.attempt, self._ahead_inputs(job, found), after))
+            self._note_out(job)
+        for entry in kept:
+            heapq.heappush(self._candidates, entry)
+
+    def _ahead_of(self: MachineBase, job: str, capping: bool) -> frozenset[str] | str | None:
+        """The parents ``job`` would be sent ahead of; ``_LATER``; None if it cannot be sent ahead now."""
+        j = self._jobs.get(job)
+        if j is None or j.status != UNSTARTED or j.submitted or j.blocked or job in self._ready:
+            return None
+        if self.topo.is_gate(job) or self.options_for(job).cache or self._backing_off(job):
+            return None
+        out = set()
+        for parent in self.topo.parents(job):
+            p = self._jobs[parent]
+            if p.status == FINISHED:
+                continue
+            if parent not in self._inflight or p.status not in (UNSTARTED, STARTED) or p.blocked:
+                return None
+            out.add(parent)
+        if not out:
+            return None  # every parent finished: it is ready, and sent as ready jobs are
+        if capping and self._capped([job]):
+            return _LATER
+        return frozenset(out)
+
+    def _backing_off(self: MachineBase, job: str) -> bool:
+        attempt = self._jobs[job].attempt
+        return any(k == job and n == attempt for _w, k, n in self._timers)
+
+    def _ahead_inputs(self: MachineBase, job: str, after: frozenset[str]) -> dict[str, Any]:
+        """``job``'s inputs, with an :class:`AfterResult` for each parent (or parent's item) still out."""
+        inputs = self._inputs(job)
+        t, i = split_key(job)
+        mapped_over = self.graph.each_of(t)
+        for parent, value in inputs.items():
+            if isinstance(value, ItemsOf):
+                keys = self.topo.item_keys(parent)
+                inputs[parent] = ItemsOf(tuple(
+                    AfterResult(k, self._jobs[k].attempt) if k in after else v for k, v in zip(keys, value.items)
+                ))
+                continue
+            key = item_key(parent, i) if (parent in self.topo.items and i is not None and parent == mapped_over) \
+                else parent
+            if key in after:
+                inputs[parent] = AfterResult(key, self._jobs[key].attempt)
+        return inputs
+
+    # -- news of a job sent ahead -------------------------------------------------------
+    def _waits_on_parents(self: MachineBase, job: str) -> bool:
+        """True while ``job`` was sent ahead of a parent the machine has not seen finish."""
+        return bool(self._jobs[job].after)
+
+    def _parent_finished(self: MachineBase, step: Step, parent: str, child: str, at: float) -> None:
+        """``parent`` finished: ``child``, sent ahead of it, waits for one parent fewer; apply its news."""
+        c = self._jobs[child]
+        if parent not in c.after:
+            return
+        c.after = c.after - {parent}
+        if c.after or c.early is None:
+            return
+        early, c.early = c.early, None
+        if early[0] == "started":
+            _kind, engine, when, task = early
+            self.records[child].attempts[-1].task = task
+            self._start(step, child, engine, at, started=when)
+        else:
+            _kind, outcome = early
+            self._apply_end(step, child, outcome, at)
+
+    # -- fencing -------------------------------------------------------------------------
+    def _fence_behind(self: MachineBase, step: Step, at: float) -> None:
+        """Withdraw every job sent ahead of an attempt that ended without a result (and those behind it)."""
+        while self._to_fence:
+            parent = self._to_fence.pop()
+            for child in self.topo.children(parent) if parent in self.topo else ():
+                c = self._jobs[child]
+                if child in self._inflight and parent in c.after:
+                    step.instructions.append(Withdraw(child, c.attempt))
+                    self._unsend_ahead(child)
+
+    def _unsend_ahead(self: MachineBase, job: str) -> None:
+        """Forget the attempt of ``job`` sent ahead (it never ran); its number stays used."""
+        j = self._jobs[job]
+        self._inflight.discard(job)
+        j.submitted = False
+        j.after, j.early = frozenset(), None
+        self.records[job].attempts.pop()
+        self._to_fence.append(job)  # and what was sent ahead of it
+        if j.pending == 0 and j.status == UNSTARTED and not self._backing_off(job):
+            self._ready.add(job)
+        else:
+            heapq.heappush(self._candidates, (self.topo.rank(job), job))
+
+    def _on_fenced(self: MachineBase, step: Step, job: str, outcome: Outcome, at: float) -> None:
+        """The task found a parent's result missing and ended without running its handler: send it again later."""
+        if self._jobs[job].status == STARTED:  # its parents were seen finishing: a result went missing
+            self._on_input_lost(step, job, outcome, at)
+            return
+        self._unsend_ahead(job)
