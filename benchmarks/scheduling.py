@@ -7,12 +7,16 @@ figure is also given as a ratio to its baseline measured in the same run:
 
 - independent: N no-op tasks through a load-balanced view (raw) vs N independent jobs;
 - layered: a 1,000-job DAG (20 layers of 50, 1-3 parents from the layer above) vs the
-  same number of independent raw tasks (the target is 1.0x: the graph costs nothing);
-  with the journal on, and with the cache on too (every job fingerprinted and looked
-  up, all misses: the target is 1.05x the journal-on time);
+  same number of independent raw tasks and vs the same DAG submitted at once with
+  ipyparallel's native ``after=`` (targets: <= 1.1x native ``after=``, aim: at or under
+  the raw tasks); also with eager dispatch off (each job sent by the kernel once its
+  parents finished), with the journal on, and with the cache on too (every job
+  fingerprinted and looked up, all misses: the target is 1.05x the journal-on time);
 - chain: per-edge latency of a 200-job chain vs ipyparallel's native ``after=`` chain
-  (the scheduler starts each task itself); a chain submitted from done-callbacks in
-  this process is printed too (what any client-side scheduler pays);
+  (the scheduler starts each task itself; target <= 1.1x), with eager dispatch on and
+  off; a chain submitted from done-callbacks in this process is printed too (what any
+  client-side scheduler pays); and the per-edge profile: on the engines' clocks, the
+  gap from a parent's end to its child's start, and the time inside the task;
 - fan: 1 -> 500 -> 1 vs raw tasks;
 - big: a 10,000-job layered DAG, per-job cost vs the 1,000-job one;
 - sleepy: 100 jobs of 50 ms in 10 layers vs the ideal makespan on the engines;
@@ -56,6 +60,44 @@ def layered(layers: int, width: int, seed: int = 0) -> dict[str, list[str]]:
 
 def chain(n: int) -> dict[str, list[str]]:
     return {f"c{i}": [f"c{i - 1}"] if i else [] for i in range(n)}
+
+
+def native_after(view, graph: dict[str, list[str]]) -> None:
+    """Submit every job of ``graph`` at once, each ``after=`` its parents' tasks, and wait for all."""
+    ars: dict[str, object] = {}
+    for job, parents in graph.items():  # parents come first in these graphs
+        ars[job] = view.set_flags(after=[ars[p] for p in parents]).apply_async(noop)
+    view.set_flags(after=[])
+    for ar in ars.values():
+        ar.get()
+
+
+def edge_profile(r: ov.Run, length: int) -> tuple[float, float]:
+    """Median (gap from parent's end to child's start, time in the task) of a chain run, engines' clocks."""
+    import statistics
+
+    att = [r.jobs[f"c{i}"].attempts[-1] for i in range(length)]
+    gaps = [b.start - a.end for a, b in zip(att, att[1:])]
+    inside = [a.end - a.start for a in att]
+    return statistics.median(gaps), statistics.median(inside)
+
+
+def native_profile(view, length: int) -> tuple[float, float]:
+    """The same profile of a native ``after=`` chain, from the hub's metadata."""
+    import statistics
+
+    ars, ar = [], None
+    for _ in range(length):
+        ar = view.set_flags(after=[ar] if ar is not None else []).apply_async(noop)
+        ars.append(ar)
+    view.set_flags(after=[])
+    ar.get()
+    for a in ars:
+        a.get()
+    md = [a.metadata for a in ars]
+    gaps = [(b["started"] - a["completed"]).total_seconds() for a, b in zip(md, md[1:])]
+    inside = [(m["completed"] - m["started"]).total_seconds() for m in md]
+    return statistics.median(gaps), statistics.median(inside)
 
 
 def best(fn, repeat: int) -> float:
@@ -112,8 +154,13 @@ def main() -> None:
         t = best(lambda: run(indep), repeat)
         emit(rows, f"overseer_nb: {n} independent jobs", t, t_raw, jobs_per_s=round(n / t))
         lay = layered(20, n // 20)
+        t_lay_native = best(lambda: native_after(view, lay), repeat)
+        emit(rows, f"raw ipyparallel: layered {n} tasks submitted at once with after=", t_lay_native, t_raw)
         t_lay = best(lambda: run(lay), repeat)
         emit(rows, f"overseer_nb: layered {n} jobs (20 layers)", t_lay, t_raw)
+        emit(rows, f"overseer_nb: layered {n} jobs vs native after=", t_lay, t_lay_native)
+        t = best(lambda: run(lay, eager=False), repeat)
+        emit(rows, f"overseer_nb: layered {n} jobs, eager dispatch off, vs native after=", t, t_lay_native)
         t_journal = best(lambda: run(lay, journal=":memory:"), repeat)
         emit(rows, f"overseer_nb: layered {n} jobs, journal on", t_journal, t_lay)
         fresh = iter(range(10**9))  # new args each run: every job a cache miss, looked up all the same
@@ -147,6 +194,17 @@ def main() -> None:
         emit(rows, f"raw ipyparallel: {length}-task chain from done-callbacks, per edge", t_cb / (length - 1))
         t = best(lambda: run(chain(length)), repeat)
         emit(rows, f"overseer_nb: {length}-job chain, per edge", t / (length - 1), t_native / (length - 1))
+        t = best(lambda: run(chain(length), eager=False), repeat)
+        emit(rows, f"overseer_nb: {length}-job chain, eager dispatch off, per edge", t / (length - 1),
+             t_native / (length - 1))
+        gap, inside = native_profile(view, length)
+        emit(rows, "  profile, native after=: parent end -> child start (median)", gap)
+        emit(rows, "  profile, native after=: inside the task (median)", inside)
+        for eager in (True, False):
+            gap, inside = edge_profile(run(chain(length), eager=eager), length)
+            name = "eager" if eager else "eager off"
+            emit(rows, f"  profile, overseer_nb {name}: parent end -> child start (median)", gap)
+            emit(rows, f"  profile, overseer_nb {name}: inside the task (median)", inside)
 
         fan_n = 100 if opts.quick else 500
         fan = {"root": [], **{f"f{i}": ["root"] for i in range(fan_n)}, "sink": [f"f{i}" for i in range(fan_n)]}

@@ -38,7 +38,7 @@ from .execution import ThreadExecutor, stop_cluster, use_cluster
 from .graph import JobGraph, each
 from .handlers import handler, harness, validate_graph_handlers
 from .job import Job
-from .journal import jobs_with_status, load_run, prune, runs, store_usage
+from .journal import diff, jobs_with_status, load_run, prune, runs, store_usage
 from .records import Attempt, ErrorInfo, JobRecord
 from .running import Run
 from .signals import abort, abort_silent, fault
@@ -58,6 +58,7 @@ __all__ = [
     "last_run",
     "runs",
     "load_run",
+    "diff",
     "jobs_with_status",
     "store_usage",
     "prune",

@@ -15,9 +15,10 @@ store. The machine keeps every rule as if it had waited:
   (``fenced``) without running its handler;
 - the window (``max_out``) and ``max_parallel`` count jobs sent ahead as out.
 
-How far ahead: as far as the window lets, ready jobs first. Jobs whose type is
-cached are not sent ahead (their fingerprint needs their inputs' contents),
-nor mapped types before their parent finished (their items are not known).
+How far ahead: as far as the window lets, ready jobs first. Nothing is sent
+ahead of or as a job whose type uses the cache (its fingerprint needs its
+inputs' contents, and a cached parent never runs), nor a mapped type before its
+parent finished (its items are not known).
 Pure, as the rest of the machine: a mixin of
 :class:`~overseer_nb._machine_base.MachineBase`.
 """
@@ -28,8 +29,8 @@ import heapq
 from typing import TYPE_CHECKING, Any
 
 from .graph import item_key, split_key
-from .records import Attempt, ItemsOf, Outcome
-from .states import FINISHED, STARTED, UNSTARTED
+from .records import Attempt, ErrorInfo, ItemsOf, Outcome
+from .states import ATTEMPT_LOST, FINISHED, STARTED, UNSTARTED
 from .steps import AfterResult, Step, Submit, Withdraw
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class SendAhead:
                 continue
             if parent not in self._inflight or p.status not in (UNSTARTED, STARTED) or p.blocked:
                 return None
+            if self.options_for(parent).cache:
+                return None  # it may not run at all: an earlier run's result is looked up when it is sent
             out.add(parent)
         if not out:
             return None  # every parent finished: it is ready, and sent as ready jobs are
@@ -174,7 +177,10 @@ class SendAhead:
 
     def _on_fenced(self: MachineBase, step: Step, job: str, outcome: Outcome, at: float) -> None:
         """The task found a parent's result missing and ended without running its handler: send it again later."""
-        if self._jobs[job].status == STARTED:  # its parents were seen finishing: a result went missing
-            self._on_input_lost(step, job, outcome, at)
+        if self._jobs[job].status == STARTED:
+            # its parents were seen finishing, but a result was not where it looked (one that could not be
+            # written to the store came back with the report): it runs again, sent with what the kernel has
+            self._end_attempt(job, outcome, ATTEMPT_LOST, at, ErrorInfo("Fenced", outcome.message))
+            self._back_for_input(step, job, at, outcome.message)
             return
         self._unsend_ahead(job)

@@ -64,16 +64,20 @@ class DataPlane:
             plan = {"digest": True}  # results come back inline; the cache still needs item digests
         elif self.root is not None:
             machine = self.run.machine
-            # sending ahead, a child may read this result before the kernel sees it: it goes to the store,
-            # a small one written before the report goes back (the child starts only after that)
-            ahead = machine.ahead and any(not machine.topo.is_gate(c) for c in machine.topo.children(job))
+            children = machine.topo.children(job)
+            caching = machine.options_for(job).cache
+            # a child may be sent ahead of it and read this result before the kernel sees it: it goes to the
+            # store, a small one written before the report goes back (that child starts only after that)
+            ahead = machine.ahead and not caching and any(
+                not machine.topo.is_gate(c) and not machine.options_for(c).cache for c in children)
             plan = {
                 "root": self.root,
                 "inline": 0 if ahead else self._settings.store_inline_bytes,
                 "sync": self._settings.store_inline_bytes if ahead else 0,
                 "memory": self._settings.engine_memory_bytes,
-                "hold": bool(self.run.machine.topo.children(job)),
-                "digest": self.run.machine.options_for(job).cache,  # the cache compares contents
+                "hold": bool(children),
+                # the cache compares contents: its own, or a child's that uses the cache
+                "digest": caching or any(machine.options_for(c).cache for c in children),
             }
         if biggest is None:
             return {"inputs": sent, "store": plan}

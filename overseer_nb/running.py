@@ -320,6 +320,15 @@ class Run:
                 self._widget = RunWidget(self)
             return self._widget
 
+    def snapshot(self) -> Any:
+        """A picture of the run as it is now that never changes (SVG in a notebook); the live widget goes on.
+
+        Returns an ``overseer_nb.display.Snapshot``; as a cell's last expression it shows itself.
+        """
+        from .display import snapshot
+
+        return snapshot(self)
+
     def _ipython_display_(self) -> None:
         from .display import display_run
 

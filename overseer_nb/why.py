@@ -43,7 +43,10 @@ def why_waiting(machine: RunMachine, job: str, now: float) -> str:
         return f"blocked by {_names(machine, bad)} {machine.status(bad[0])}; retry it to go on"
     waiting = [p for p in parents if machine.status(p) != FINISHED]
     if waiting:
-        return f"waiting for parent{'s' if len(waiting) != 1 else ''} {_names(machine, waiting)}"
+        line = f"waiting for parent{'s' if len(waiting) != 1 else ''} {_names(machine, waiting)}"
+        if job in out:  # sent ahead of them
+            line += "; sent already: the cluster starts it as soon as they finish"
+        return line
     if until is not None:
         return f"waiting for backoff ({max(0.0, until - now):.0f} s left) after {reason or 'a fault'}"
     if machine.held:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -283,6 +284,27 @@ def test_newer_schema_is_refused(tmp_path):
     conn.close()
     with pytest.raises(JournalError, match="newer than this overseer_nb knows"):
         ov.runs(journal=path)
+
+
+def test_a_journal_of_the_previous_schema_opens_and_diffs_with_code_unknown(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statements in sql.MIGRATIONS[: sql.SCHEMA_VERSION - 1]:  # the journal as version 4 left it
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION - 1}")
+    graph = json.dumps({"a": [], "b": ["a"]})
+    for rid in ("20260101-000000-aaaaaa", "20260102-000000-bbbbbb"):
+        conn.execute("INSERT INTO runs (run_id, graph, args, options, created, updated) VALUES (?, ?, NULL, '{}', 1, 2)",
+                     (rid, graph))
+        conn.execute("INSERT INTO jobs (run_id, job, status, attempt) VALUES (?, 'a', 'finished', 1)", (rid,))
+        conn.execute("INSERT INTO jobs (run_id, job, status, attempt) VALUES (?, 'b', 'unstarted', 0)", (rid,))
+    conn.close()
+    assert [r.run_id for r in ov.runs(journal=path)] == ["20260102-000000-bbbbbb", "20260101-000000-aaaaaa"]
+    assert rows(str(path), "PRAGMA user_version") == [(sql.SCHEMA_VERSION,)]
+    assert rows(str(path), "SELECT count(*) FROM code") == [(0,)]
+    d = ov.diff("20260101", "20260102", journal=path)
+    assert d.unknown_code == {"a", "b"} and d.job("a").a.state == "finished"
 
 
 def test_backup_uses_the_backup_api(tmp_path):

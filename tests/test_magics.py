@@ -291,7 +291,7 @@ def test_load_unload_reload_leave_nothing_behind():
     ip.run_line_magic("load_ext", "overseer_nb")
     loaded = overseer_state(ip)
     assert loaded[0] == {
-        "line": ["overseer_cancel", "overseer_cluster", "overseer_resume", "overseer_retry",
+        "line": ["overseer_cancel", "overseer_cluster", "overseer_diff", "overseer_resume", "overseer_retry",
                  "overseer_run", "overseer_runs", "overseer_status", "overseer_store"],
         "cell": ["overseer_graph", "overseer_handlers"],
     }

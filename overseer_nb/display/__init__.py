@@ -2,7 +2,8 @@
 
 ``dot`` holds the pure DOT source and the state colours, ``layered`` the quick
 picture of a big graph (pure Python), ``mapped`` the count and bar of a mapped
-job type's node (pure); ``render`` runs the Graphviz ``dot`` program, in the
+job type's node (pure); ``snapshots`` a run's frozen picture (``run.snapshot()``);
+``diff`` what differs between two runs (``ov.diff``); ``render`` runs the Graphviz ``dot`` program, in the
 background for a big graph. The widget names (:class:`RunWidget`, ``display_run``,
 ``static_bundle``, ``static_picture``) are loaded on first use, so widget
 packages (anywidget, ipywidgets) are imported only when a widget is made.
@@ -11,9 +12,11 @@ packages (anywidget, ipywidgets) are imported only when a widget is made.
 from typing import Any
 
 from ..errors import DotNotFoundError
+from .diff import CODE_UNKNOWN, CodeDiff, JobDiff, RunDiff, run_diff
 from .dot import STATE_STYLE, graph_dot, legend_svg
 from .layered import layered_svg
 from .render import graph_mimebundle, layout_svg, picture_svg, static_svg
+from .snapshots import Snapshot, snapshot
 from .tables import JobRow, Table, cluster_text, retry_text, status_table
 from .textlog import log_step
 
@@ -35,6 +38,13 @@ __all__ = [
     "retry_text",
     "cluster_text",
     "log_step",
+    "Snapshot",
+    "snapshot",
+    "RunDiff",
+    "JobDiff",
+    "CodeDiff",
+    "CODE_UNKNOWN",
+    "run_diff",
     *_WIDGET_NAMES,
 ]
 

@@ -24,7 +24,8 @@ BIG_JOBS = 1000  # a bigger graph: no animation in the front end (static/widget.
 
 
 def static_picture(
-    run: Any, states: dict[str, str] | None = None, items: dict[str, dict[str, int] | None] | None = None
+    run: Any, states: dict[str, str] | None = None, items: dict[str, dict[str, int] | None] | None = None,
+    *, kind: str = "static", heading: str = "",
 ) -> str:
     """One SVG: a summary line, the graph coloured by ``states`` (inline colours), the legend.
 
@@ -32,6 +33,9 @@ def static_picture(
     display states counted (read from ``run`` when not given); a mapped node
     shows ``done/total`` and its bar, and the summary counts items as jobs. It
     carries the text ``overseer-static-<run id>`` so a live view of the run can hide it.
+    kind: ``"snapshot"`` for :meth:`Run.snapshot`'s picture, which carries
+    ``overseer-snapshot-<run id>`` instead, so a live view leaves it on the page;
+    heading: the words before the summary (default ``Run <run id>``).
     """
     import html
     import re
@@ -49,13 +53,14 @@ def static_picture(
     legend_inner = legend[legend.index(">") + 1: legend.rindex("</svg>")]
     counts = job_counts(states, items)
     summary = ", ".join(f"{counts[s]} {s}" for s in DISPLAY_STATES if counts.get(s))
-    title = html.escape(f"Run {run.run_id}: {counts.get(FINISHED, 0)}/{sum(counts.values())} finished ({summary})")
+    heading = heading or f"Run {run.run_id}"
+    title = html.escape(f"{heading}: {counts.get(FINISHED, 0)}/{sum(counts.values())} finished ({summary})")
     width, height = max(gw, lw) + 8, gh + 60
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-        f'class="overseer-static" width="{width:.0f}" height="{height:.0f}" '
+        f'class="overseer-{kind}" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}">'
-        f"<desc>overseer-static-{html.escape(run.run_id)}</desc>"
+        f"<desc>overseer-{kind}-{html.escape(run.run_id)}</desc>"
         f'<text x="4" y="15" font-size="12" font-family="sans-serif">{title}</text>'
         f'<svg x="4" y="24" width="{gw:.1f}" height="{gh:.1f}" viewBox="{view_box}">{inner}</svg>'
         f'<g transform="translate(0,{gh + 30:.1f})">{legend_inner}</g></svg>'

@@ -6,8 +6,10 @@ turns it off). After a kernel restart, :func:`runs` lists past runs,
 last recorded states, and ``run.resume(handlers)`` runs what did not finish.
 Where the journal lives: :func:`journal_location`; docs/journal.md.
 What the result store holds per run, and pruning it: :func:`store_usage`, :func:`prune`.
+What differs between two runs (args, graph, handler code, outcomes): :func:`diff`.
 """
 
+from .comparing import diff
 from .file import Journal, journal_location, open_journal
 from .listing import backup, jobs_with_status, runs
 from .loading import load_run
@@ -18,6 +20,7 @@ from .tables import JobStatusRow, RunInfo
 __all__ = [
     "runs",
     "load_run",
+    "diff",
     "jobs_with_status",
     "backup",
     "store_usage",

@@ -29,10 +29,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JournalError, RunError, RunOwnerError
+from ..graph import split_key
 from ..records import Attempt, ErrorInfo
 from ..states import ATTEMPT_LOST, FINISHED, HOLD_RESUME, STARTED, UNSTARTED
 from ..text import clip_middle
-from . import sql
+from . import sql, sql_code
+from .code import Code, record_code
 from .file import Journal, open_journal
 from .owners import (
     HEARTBEAT_EVERY,
@@ -64,6 +66,7 @@ LOST = ErrorInfo(
     "the process running this run stopped while this attempt ran; resume runs the job again",
 )
 _LOST_MESSAGE = "its kernel stopped while it ran; resumed"
+_AGAIN = frozenset({"retry", "rerun"})  # reasons of transitions that run a job again with the handlers as they are now
 
 # Runs this process journals, by (journal path, run id): load_run returns the
 # live one, and resume refuses to start a second copy of it.
@@ -159,6 +162,7 @@ class Recorder:
         # (load_run), until this process takes it: a claim is refused if they changed
         self.loaded: dict[str, tuple[str, int]] | None = None
         self.recorded = RecordedState()  # what the journal holds, for a run whose write was refused
+        self.code: Code = {}  # job type -> (digest, source) of its handler as the journal has it
 
     @classmethod
     def for_run(cls, journal: Journal, run: Run) -> Recorder:
@@ -187,6 +191,7 @@ class Recorder:
         self.active = True
         self.failed = None  # the journal took this write
         self.recorded.take(run, run.jobs)
+        record_code(self.journal, run, self.code)
         _recorders.add(self)
         with _beating_lock:
             if self.journal not in _beating:
@@ -237,6 +242,9 @@ class Recorder:
         self._write(at, changed, transitions, jobs, attempts, removed, added)
         self.active = active
         self.recorded.take(run, last)
+        again = {split_key(t.job)[0] for t in step.transitions if t.reason in _AGAIN}
+        if again:  # a retry runs the handlers as they are now: keep the code it runs
+            record_code(self.journal, run, self.code, sorted(again))
 
     def recorded_machine(self, run: Run) -> tuple[RunMachine, Step]:
         """A machine in the state the journal last committed, and the display step showing it."""
@@ -297,7 +305,7 @@ class Recorder:
         if not fingerprints:
             return {}
         found = {}
-        for fp, rows in self.journal.read(sql.find_finished, fingerprints, self.run_id).items():
+        for fp, rows in self.journal.read(sql_code.find_finished, fingerprints, self.run_id).items():
             for run_id, _job, result, note, length, digests in rows:
                 data = result_data(result, note)
                 if data is not None and (isinstance(data, bytes) or data.exists()):
@@ -309,7 +317,7 @@ class Recorder:
         """For each of ``jobs``: the fingerprint parts it had in the latest other run started before ``before``."""
         if not jobs:
             return {}
-        found = self.journal.read(sql.last_parts, jobs, self.run_id, before)
+        found = self.journal.read(sql_code.last_parts, jobs, self.run_id, before)
         return {job: json.loads(parts) for job, parts in found.items()}
 
     # -- resuming ----------------------------------------------------------------------------

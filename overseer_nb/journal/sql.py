@@ -1,4 +1,7 @@
-"""All of the journal's SQL: the schema, its migrations, and every statement run against it.
+"""The journal's SQL: the schema, its migrations, and the statements that write and read runs.
+
+The statements about code (each run's handler code, the cache's lookups by
+fingerprint) are in :mod:`.sql_code`; the schema of every table is here.
 
 Each function takes an open ``sqlite3`` connection and is called on the
 journal's writer thread inside the transaction :class:`~overseer_nb.journal.file.Journal`
@@ -27,8 +30,6 @@ __all__ = [
     "touch",
     "claim_run",
     "write_step",
-    "find_finished",
-    "last_parts",
     "beat",
     "read_run",
     "read_runs",
@@ -127,6 +128,18 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN length INTEGER",
         "ALTER TABLE jobs ADD COLUMN item_digests TEXT",
         "CREATE INDEX jobs_by_fingerprint ON jobs (fingerprint) WHERE fingerprint IS NOT NULL",
+    ],
+    # 5: each run's handler code per job type, as it last started or retried its jobs (ov.diff):
+    # digest: of its code (cache.handler_print); source: its text (NULL: not known)
+    [
+        """CREATE TABLE code (
+            run_id TEXT NOT NULL,
+            job TEXT NOT NULL,
+            digest TEXT,
+            source TEXT,
+            recorded REAL NOT NULL,
+            PRIMARY KEY (run_id, job)
+        ) WITHOUT ROWID""",
     ],
 ]
 
@@ -334,39 +347,6 @@ def read_jobs_with_status(conn: sqlite3.Connection, status: str, run_id: str | N
     if run_id is not None:
         sql, params = sql + " AND run_id = ?", (status, run_id)
     return conn.execute(sql + " ORDER BY updated DESC, run_id DESC, job", params).fetchall()
-
-
-def find_finished(conn: sqlite3.Connection, fingerprints: list[str], run_id: str) -> dict[str, list[tuple]]:
-    """Finished jobs of other runs with each of ``fingerprints``, newest first.
-
-    fingerprint -> [(run_id, job, result, result_note, length, item_digests), ...].
-    """
-    found: dict[str, list[tuple]] = {}
-    for start in range(0, len(fingerprints), 500):  # SQLite's limit on parameters
-        chunk = fingerprints[start:start + 500]
-        rows = conn.execute(
-            f"SELECT fingerprint, run_id, job, result, result_note, length, item_digests FROM jobs WHERE fingerprint IN"
-            f" ({', '.join('?' * len(chunk))}) AND status = 'finished' AND run_id != ? ORDER BY updated DESC",
-            (*chunk, run_id),
-        ).fetchall()
-        for fp, *rest in rows:
-            found.setdefault(fp, []).append(tuple(rest))
-    return found
-
-
-def last_parts(conn: sqlite3.Connection, jobs: list[str], run_id: str, before: float) -> dict[str, str]:
-    """For each of ``jobs``: the fingerprint parts (JSON) it had in the latest other run started before ``before``."""
-    found: dict[str, str] = {}
-    for start in range(0, len(jobs), 500):
-        chunk = jobs[start:start + 500]
-        rows = conn.execute(
-            f"SELECT jobs.job, jobs.fingerprint_parts FROM jobs JOIN runs ON runs.run_id = jobs.run_id"
-            f" WHERE jobs.job IN ({', '.join('?' * len(chunk))}) AND jobs.run_id != ? AND runs.created < ?"
-            " AND jobs.fingerprint_parts IS NOT NULL ORDER BY jobs.updated ASC",
-            (*chunk, run_id, before),
-        ).fetchall()
-        found.update(dict(rows))  # the newest last, so it wins
-    return found
 
 
 def read_owner(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:

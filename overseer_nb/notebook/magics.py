@@ -209,6 +209,39 @@ class OverseerMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
+    @argument("a", nargs="?", metavar="A", help="the first run: a variable holding a run, or a run id")
+    @argument("b", nargs="?", metavar="B", help="the second run, as A (default: the last run)")
+    @argument("-h", "--help", action="store_true", help="show this help")
+    def overseer_diff(self, line):
+        """Compare two runs: args, graph, handler code, and each job's outcome.
+
+        Shows the args that differ; job types only in one run (a changed
+        graph) and changed parents; job types whose handler code differs, with
+        a unified diff of their source ("code unknown" where a run's code was
+        not recorded, as in journals of older versions); and per job type: the
+        display state in A and in B, a summary of its result (or its error),
+        its duration and the change, its attempts. A mapped type is one row
+        counting its items by state; its note names the items that differ.
+        Runs are read from the journal when given by id (ov.diff(a, b)).
+
+        Example:
+
+            %overseer_diff first second
+            %overseer_diff 20261127-191000-3fa2c1 20261128-093000-88ab01
+            %overseer_diff 20261127-191000-3fa2c1       # against the last run
+        """
+        args = parse_argstring(self.overseer_diff, line)
+        if args.help:
+            print(self.overseer_diff.__doc__)
+            return None
+        if not args.a:
+            raise UsageError("%overseer_diff compares two runs: give them, e.g. %overseer_diff first second "
+                             "(variables holding runs, or run ids; %overseer_diff --help says more)")
+        return self.notebook.diff(args.a, args.b)
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
     @argument("run_id", metavar="RUN_ID", help="the id of a past run (see %%overseer_runs)")
     @argument("--graph", metavar="NAME", help="the graph whose handlers to use (default: the one matching)")
     def overseer_resume(self, line):

@@ -165,6 +165,28 @@ class Notebook:
             "(%overseer_runs lists past runs; %overseer_resume RUN_ID reopens one)"
         )
 
+    def diff(self, a: str, b: str | None = None) -> Any:
+        """What differs between the runs ``a`` and ``b`` (default: the last run): ``ov.diff`` of them.
+
+        Each is a variable holding a run (or a run id), or a run id of the journal;
+        :class:`RunError` naming the bad one and what to give instead.
+        """
+        return self.journal("diff")(self.run_named(a, "A"), self.run_named(b, "B"))
+
+    def run_named(self, ref: str | None, which: str = "") -> Run:
+        """:meth:`find_run`, also for a variable holding a run id; :class:`RunError` for a variable holding neither."""
+        value = self.namespace.get(ref) if ref else None
+        value = getattr(value, "run_id", value)  # a row of ov.runs()
+        if isinstance(value, str):
+            ref = value
+        elif value is not None and not isinstance(value, Run):
+            label = f"{which} " if which else ""
+            raise RunError(
+                f"run {label}{ref!r} is a variable holding {type(value).__name__}, not a run; give a variable "
+                f"holding a run (run = %overseer_run NAME) or a run id (%overseer_runs lists them)"
+            )
+        return self.find_run(ref)
+
     def journal(self, name: str) -> Callable[..., Any]:
         """``overseer_nb.journal.runs`` or ``.load_run``; :class:`RunError` if there is no journal.
 
