@@ -77,7 +77,7 @@ def edge_profile(r: ov.Run, length: int) -> tuple[float, float]:
     import statistics
 
     att = [r.jobs[f"c{i}"].attempts[-1] for i in range(length)]
-    gaps = [b.start - a.end for a, b in zip(att, att[1:])]
+    gaps = [b.start - a.end for a, b in zip(att, att[1:], strict=False)]
     inside = [a.end - a.start for a in att]
     return statistics.median(gaps), statistics.median(inside)
 
@@ -95,7 +95,7 @@ def native_profile(view, length: int) -> tuple[float, float]:
     for a in ars:
         a.get()
     md = [a.metadata for a in ars]
-    gaps = [(b["started"] - a["completed"]).total_seconds() for a, b in zip(md, md[1:])]
+    gaps = [(b["started"] - a["completed"]).total_seconds() for a, b in zip(md, md[1:], strict=False)]
     inside = [(m["completed"] - m["started"]).total_seconds() for m in md]
     return statistics.median(gaps), statistics.median(inside)
 

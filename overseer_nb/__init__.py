@@ -39,10 +39,13 @@ from .graph import JobGraph, each
 from .handlers import handler, harness, validate_graph_handlers
 from .job import Job
 from .journal import diff, jobs_with_status, load_run, prune, runs, store_usage
+from .notebook import name_cells
 from .records import Attempt, ErrorInfo, JobRecord
 from .running import Run
 from .signals import abort, abort_silent, fault
 from .states import DISPLAY_STATES, STATUSES
+
+name_cells()  # a traceback says Cell In[5] where IPython runs cells (nothing is imported for it)
 
 __version__ = "0.1.0"
 

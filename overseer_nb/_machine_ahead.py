@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .graph import item_key, split_key
 from .records import Attempt, ErrorInfo, ItemsOf, Outcome
-from .states import ATTEMPT_LOST, FINISHED, STARTED, UNSTARTED
+from .states import ATTEMPT_LOST, FINISHED, OUTCOME_FENCED, STARTED, UNSTARTED
 from .steps import AfterResult, Step, Submit, Withdraw
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class SendAhead:
             if isinstance(value, ItemsOf):
                 keys = self.topo.item_keys(parent)
                 inputs[parent] = ItemsOf(tuple(
-                    AfterResult(k, self._jobs[k].attempt) if k in after else v for k, v in zip(keys, value.items)
+                    AfterResult(k, self._jobs[k].attempt) if k in after else v for k, v in zip(keys, value.items, strict=True)
                 ))
                 continue
             key = item_key(parent, i) if (parent in self.topo.items and i is not None and parent == mapped_over) \
@@ -147,8 +147,10 @@ class SendAhead:
             _kind, engine, when, task = early
             self.records[child].attempts[-1].task = task
             self._start(step, child, engine, at, started=when)
-        else:
+        else:  # it ran already: shown started now (after its parent), on the engine's clock in its attempt
             _kind, outcome = early
+            if outcome.kind != OUTCOME_FENCED:
+                self._start(step, child, outcome.engine, at, started=outcome.started)
             self._apply_end(step, child, outcome, at)
 
     # -- fencing -------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._machine_ahead import SendAhead
+from ._machine_inputs import ReadySet, capped, job_inputs
 from ._machine_items import MappedItems
 from ._machine_losses import LostResults
-from ._machine_inputs import ReadySet, capped, job_inputs
 from .errors import RunError, UnknownJobError
 from .graph import JobGraph, split_key
 from .options import RunOptions

@@ -8,15 +8,17 @@ instructions through the executor, then tells the other subscribers (displays).
 
 from __future__ import annotations
 
+import linecache
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .cache import CodeDigests
 from .errors import HandlerError
 from .events import ClusterLost, Command, Ended, EngineLost, EnginesChanged, Rerun, Started
 from .execution import Task
@@ -25,6 +27,7 @@ from .handlers import current_lifecycle
 from .records import ErrorInfo, Outcome
 from .states import HOLD_JOURNAL, HOLD_NO_ENGINES, OUTCOME_UNSENDABLE
 from .steps import Interrupt, Step, Submit, Withdraw
+from .tracebacks import render_error
 
 if TYPE_CHECKING:
     from .running import Run
@@ -66,6 +69,7 @@ class RunLoop:
         self.idle = threading.Event()
         self.idle.set()
         self._subscribers: list[tuple[Subscriber, bool]] = []
+        self.codes = CodeDigests()  # what each attempt's handler code was (the panel: did it change since?)
 
     # -- subscribers -------------------------------------------------------------------
     def subscribe(self, fn: Subscriber, *, critical: bool) -> Callable[[], None]:
@@ -128,6 +132,7 @@ class RunLoop:
         if refresh:
             # handlers are shipped anew after a command: a global fixed in a cell goes out again
             self.run.executor.handlers_changed()
+            self.codes.forget()
             self.run.refresh_job_options()
             self.run.cache.forget()
         step = self.run.machine.command(command, time.time())
@@ -183,10 +188,19 @@ class RunLoop:
 
     def _report_step(self, item: Started | Ended) -> Step:
         try:
+            if isinstance(item, Ended) and item.outcome.error is not None and item.outcome.error.frames:
+                item = self._rendered(item)
             return self.run.machine.handle(item, time.time())
         except Exception:  # the loop must survive anything
             log.exception("overseer_nb: error while handling %r", item)
             return Step()
+
+    def _rendered(self, item: Ended) -> Ended:
+        """The engine sent the error's frames: its text is made here, with the source of cells this kernel has."""
+        rec = self.run.machine.records.get(item.job)
+        sent = next((a.code for a in reversed(rec.attempts) if a.number == item.attempt), None) if rec else None
+        error = render_error(item.outcome.error, _source_lines, self.codes.files(sent))  # type: ignore[arg-type]
+        return replace(item, outcome=replace(item.outcome, error=error))
 
     def _dispatch(self, item: Any) -> None:
         run = self.run
@@ -323,6 +337,7 @@ class RunLoop:
             after=ins.after,
             **run.data.task_fields(job, ins.inputs),
         )
+        self.codes.note(run.machine.records[job], ins.attempt, task.stages)
         try:
             run.executor.submit(task)
         except HandlerError as exc:  # the handler cannot be shipped
@@ -335,3 +350,9 @@ class RunLoop:
     def _unsendable(self, ins: Submit, error: ErrorInfo) -> Step:
         outcome = Outcome(OUTCOME_UNSENDABLE, error=error)
         return self.run.machine.ended(ins.job, ins.attempt, outcome, time.time())
+
+
+def _source_lines(filename: str) -> list[str]:
+    """A file's lines as they are now (a cell's as IPython cached them: those never go stale)."""
+    linecache.checkcache(filename)
+    return linecache.getlines(filename)

@@ -58,11 +58,17 @@ class ItemsOf:
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """An error a job ended with: exception name, value and plain-text traceback."""
+    """An error a job ended with: exception name, value and plain-text traceback.
+
+    frames: the error's stack as its engine reported it, until the kernel
+    renders ``traceback`` from it (:func:`overseer_nb.tracebacks.render_traceback`'s
+    sections); empty once rendered, and for errors the kernel made itself.
+    """
 
     ename: str
     evalue: str
     traceback: str = ""
+    frames: tuple = field(default=(), repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
@@ -114,6 +120,7 @@ class Attempt:
     error: ErrorInfo | None = None
     outcome: str | None = None
     task: str | None = None  # the cluster's id of the task that ran it: a restarted kernel asks after it
+    code: str | None = None  # digest of the handler's code it was sent with (None: not known, e.g. loaded)
 
     @property
     def duration(self) -> float | None:

@@ -1,7 +1,9 @@
 """The widget in a real browser: JupyterLab 4 and Notebook 7 on 127.0.0.1, Debian's Chromium.
 
 Scenario: a job fails because its input file does not exist yet; the failed
-and blocked nodes are coloured; the traceback shows in the job panel; a later
+and blocked nodes are coloured; a blocked node's tooltip says why it waits; the
+traceback shows in the job panel as IPython's (``Cell In[1]``, the failing line
+marked), and a click on the cell's place shows the cell; a later
 cell creates the input; `Retry failed` turns the subtree finished on the same
 <svg> element. No page request may leave 127.0.0.1. Screenshots go to
 test-artifacts/.
@@ -273,19 +275,44 @@ def scenario(page, server, name: str, url: str, *, cluster: bool, shot: str) -> 
     assert not any(pictures.nth(i).is_visible() for i in range(views))
     page.evaluate("() => { document.querySelector('.overseer-graph .ov-canvas svg').__ovMark = 'same'; }")
 
-    # inspect the failed node
+    # inspect the failed node: its traceback reads as IPython's, the failing line marked
     root.locator('g[data-job="parse"]').click()
     panel = root.locator(".ov-panel")
     panel.locator(".ov-traceback pre").wait_for(timeout=10_000)
-    assert "FileNotFoundError" in panel.locator(".ov-traceback pre").text_content()
-    assert "input.csv" in panel.locator(".ov-traceback pre").text_content()
+    traceback = panel.locator(".ov-traceback pre").text_content()
+    assert "FileNotFoundError" in traceback and "input.csv" in traceback
+    source = json.loads(nb_path.read_text())["cells"][0]["source"]
+    source = (source if isinstance(source, str) else "".join(source)).splitlines()
+    defined = source.index("def parse(job):") + 1
+    failing = defined + 1
+    assert f"Cell In[1], line {failing}, in parse" in traceback and "overseer_nb" not in traceback
+    arrow = "-" * (5 - len(str(failing))) + f"> {failing}"  # IPython's: ----> 9, ---> 10
+    assert panel.locator(".ov-traceback .ov-tb-here").all_text_contents() == [
+        f'{arrow}     with open(job.args["input"]) as f:  # fails until a later cell writes the file']
+    assert panel.locator(".ov-traceback .ov-tb-here").evaluate("e => getComputedStyle(e).fontWeight") == "600"
+    assert panel.locator(".ov-where").text_content() == f"handler: cell In[1], line {defined}"
     assert panel.locator(".ov-attempts tbody tr").count() == 1
     assert panel.get_by_role("button", name="Retry subtree").is_enabled()
     assert panel.get_by_role("button", name="Rerun from here").is_visible()
     assert panel.get_by_role("button", name="Abort").is_disabled()
 
     ARTIFACTS.mkdir(exist_ok=True)
+    page.add_style_tag(content=".Toastify, .Toastify__toast-container { display: none !important; }")  # Jupyter's own notices, not the widget
     root.screenshot(path=str(ARTIFACTS / f"{shot}-failed.png"))
+
+    # a click on a cell's place shows that cell
+    page.evaluate("() => document.querySelector('.jp-Notebook .jp-Cell').scrollIntoView()")
+    panel.locator(".ov-traceback .ov-tb-where.ov-jump").first.click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[0].style.outline.includes('solid')")
+
+    # a blocked node's tooltip says what it waits for (run.why, asked when the pointer rests on it)
+    root.locator('g[data-job="summarize"]').hover()
+    tip = root.locator(".ov-tooltip")
+    tip.wait_for(state="visible", timeout=10_000)
+    assert tip.text_content() == "blocked by 'parse' failed; retry it to go on"
+    page.mouse.move(0, 0)
+    tip.wait_for(state="hidden", timeout=10_000)
 
     # the preview of what a retry runs again, then the retry itself
     retry = root.get_by_role("button", name="Retry failed")
@@ -335,11 +362,11 @@ def test_jupyterlab_retry_failed(server, browser):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "lab-error.png"), full_page=True)
         raise
-        picture = ROOT / "docs" / "widget.png"
-        if not picture.exists() or os.environ.get("OVERSEER_NB_UPDATE_PICTURE"):
-            shutil.copy(ARTIFACTS / "lab-failed.png", picture)  # the README's picture
     finally:
         page.close()
+    picture = ROOT / "docs" / "widget.png"
+    if not picture.exists() or os.environ.get("OVERSEER_NB_UPDATE_PICTURE"):
+        shutil.copy(ARTIFACTS / "lab-failed.png", picture)  # the README's picture of the panel
 
 
 @pytest.mark.cluster

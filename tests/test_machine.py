@@ -26,7 +26,6 @@ from overseer_nb.machine import Interrupt, RunMachine, Step, Submit, Withdraw
 from overseer_nb.options import RunOptions, backoff_delay
 from overseer_nb.records import Attempt, ErrorInfo, Outcome
 from overseer_nb.states import (
-    OUTCOME_FENCED,
     ATTEMPT_OUTCOMES,
     BAD_STATUSES,
     HOLD_CLUSTER_LOST,
@@ -34,6 +33,7 @@ from overseer_nb.states import (
     HOLD_NO_ENGINES,
     HOLD_RESUME,
     HOLDS,
+    OUTCOME_FENCED,
     OUTCOME_KINDS,
     TRANSITIONS,
     check_transition,

@@ -5,6 +5,7 @@ content digests of inputs; the journal keeps each job's fingerprint and finds
 an earlier finished job with the same one. Nothing here runs a job.
 """
 
+from .codeprint import CodeDigests, code_digest
 from .fingerprint import HandlerPrint, Uncacheable, digest_args, digest_bytes, digest_value, handler_print
 from .keys import fingerprint_of, input_digest, job_parts, why_it_ran
 
@@ -19,4 +20,6 @@ __all__ = [
     "fingerprint_of",
     "input_digest",
     "why_it_ran",
+    "code_digest",
+    "CodeDigests",
 ]

@@ -12,12 +12,15 @@ import reprlib
 import time
 from typing import Any
 
+from ..cache import code_digest
 from ..graph import split_key
+from ..handlers import current_lifecycle
 from ..states import ABORTED, DISPLAY_STATES, FAILED, STARTED, UNSTARTED
 from ..text import clip_end, clip_tail
+from ..tracebacks import location_of
 
-__all__ = ["ACTIONS", "ITEM_PAGE", "REPLY_JOBS", "TAIL_CHARS", "job_details", "item_page", "preview", "act",
-           "job_order", "reply_jobs"]
+__all__ = ["ACTIONS", "ITEM_PAGE", "REPLY_JOBS", "TAIL_CHARS", "CHANGED", "job_details", "item_page", "preview", "act",
+           "job_order", "reply_jobs", "handler_info", "hover_why"]
 
 # The widget's buttons: action name -> label. The labels are public hooks (SPEC §6).
 ACTIONS = {
@@ -32,6 +35,7 @@ TAIL_CHARS = 4000  # enough for the end of a traceback or a log, small enough to
 ITEM_PAGE = 200  # items of a mapped type listed at a time
 REPLY_JOBS = 200  # job names a preview or done reply lists (it counts them all)
 _FIRST = {FAILED: 0, ABORTED: 1}  # in a list of items, what needs attention comes first
+CHANGED = "the handler changed since this attempt: Retry uses the new code"
 
 _repr = reprlib.Repr()
 _repr.maxstring = 160
@@ -82,11 +86,51 @@ def _uses_cache(run: Any, job: str) -> bool:
     return machine is not None and hasattr(run, "explain") and machine.options_for(job).cache
 
 
+def handler_info(run: Any, job: str) -> dict[str, Any]:
+    """Where the handler of ``job``'s type was defined, and whether it changed since ``job``'s last attempt.
+
+    Returns ``where``: None, or ``text`` (``handler: cell In[5], line 3`` or
+    ``handler: module pipeline.py, line 10``), ``cell`` (the execution count,
+    None for a file), ``file`` and ``line``; and ``changed``: :data:`CHANGED`
+    when the code a retry would send now (the run's handlers as they are,
+    a function redefined in a cell resolved to its newest definition) is not
+    the code the last attempt ran with, else ''.
+    """
+    kind = split_key(job)[0]
+    handlers = getattr(run, "handlers", None) or {}
+    try:
+        life = current_lifecycle(kind, handlers[kind])
+    except Exception:  # no handler (a run loaded from the journal), or one that no longer loads
+        return {"where": None, "changed": ""}
+    found = location_of(life.process)
+    where = None if found is None else {
+        "text": f"handler: {found.text}", "cell": found.execution_count, "file": found.filename, "line": found.line,
+    }
+    rec = run.jobs[job]
+    ran = rec.attempts[-1].code if rec.attempts and not rec.mapped else None
+    changed = ""
+    if ran is not None:
+        try:
+            now = code_digest((life.pre_process, life.process, life.post_process))
+        except Exception:
+            now = ran
+        changed = CHANGED if now != ran else ""
+    return {"where": where, "changed": changed}
+
+
+def hover_why(run: Any, job: str) -> str:
+    """What an unstarted ``job`` waits for (``run.why``), for the tooltip of its node; '' for any other job."""
+    rec = run.jobs[job]
+    return run.why(job) if rec.status == UNSTARTED and hasattr(run, "why") else ""
+
+
 def job_details(run: Any, job: str, *, state: str | None = None, offset: int = 0) -> dict[str, Any]:
     """The panel's data for ``job`` of ``run``; raises ``KeyError`` for an unknown job.
 
     For a mapped type, ``items`` is :func:`item_page` with ``state`` and ``offset``;
-    an item (``train[3]``) names its type in ``item_of``.
+    an item (``train[3]``) names its type in ``item_of``. ``traceback`` is the
+    last error's plain text (as IPython shows it, :mod:`overseer_nb.tracebacks`);
+    ``where`` and ``changed`` are :func:`handler_info`'s.
     """
     rec = run.jobs[job]
     attempts = [
@@ -122,6 +166,7 @@ def job_details(run: Any, job: str, *, state: str | None = None, offset: int = 0
         "explain": run.explain(job) if _uses_cache(run, job) else "",
         # what an unstarted job waits for (run.why)
         "why": run.why(job) if rec.status == "unstarted" and hasattr(run, "why") else "",
+        **handler_info(run, job),  # where: the handler's cell or file; changed: since the last attempt
     }
     if rec.mapped:
         details["items"] = item_page(run, job, state=state, offset=offset)

@@ -16,7 +16,8 @@ message carries, for each type whose counts changed, ``"items": {type: {state:
 count}}``; the front end draws ``done/total`` and the bar in the node.
 
 Messages from the front end: ``hello`` (a new view asks for all states),
-``select`` (a job's details), ``preview`` (what a button would run again) and
+``select`` (a job's details), ``why`` (the pointer rests on an unstarted node:
+what it waits for, one line), ``preview`` (what a button would run again) and
 ``action`` (a button was clicked). Replies carry the asking view's id.
 """
 
@@ -34,7 +35,7 @@ import traitlets as t
 from ..config import defaults
 from ..errors import DotNotFoundError
 from ..states import DISPLAY_STATES
-from .details import ACTIONS, act, job_details, preview, reply_jobs
+from .details import ACTIONS, act, hover_why, job_details, preview, reply_jobs
 from .dot import legend_svg
 from .render import first_picture
 from .saved import BIG_JOBS, display_run, pending_bundle, static_bundle, static_picture
@@ -333,6 +334,8 @@ class RunWidget(anywidget.AnyWidget):
                 details = job_details(self._run, job, state=content.get("state") or None,
                                       offset=int(content.get("offset") or 0))
                 self.send({"kind": "details", "view": view, "job": job, "details": details})
+            elif kind == "why":
+                self.send({"kind": "why", "view": view, "job": job, "why": hover_why(self._run, job)})
             elif kind == "preview":
                 jobs = preview(self._run, action, job)
                 self.send({"kind": "preview", "view": view, "action": action, "job": job, **reply_jobs(jobs)})

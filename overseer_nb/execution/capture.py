@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import re
 import sys
 import threading
@@ -262,11 +263,33 @@ class FdCapture:
         return read_capture(self.paths[fd], limit)
 
     def remove(self) -> None:
-        """Close and delete the files (and ``directory`` if it is empty then)."""
-        for fd, path in self.paths.items():
+        """Close the files; delete them (and ``directory`` if it is empty then) on a thread of their own.
+
+        The attempt's report goes back meanwhile: a child may start at once. A
+        folder of an attempt that ended is never read again, so deleting it late
+        changes nothing.
+        """
+        for fd in self.paths:
             with contextlib.suppress(OSError):
                 os.close(self.files[fd])
+        _removals.put((list(self.paths.values()), self.directory))
+        with _removals_lock:
+            if not _remover:
+                _remover.append(threading.Thread(target=_remove_forever, name="overseer-scratch-remove",
+                                                 daemon=True))
+                _remover[0].start()
+
+
+_removals: queue.SimpleQueue = queue.SimpleQueue()
+_removals_lock = threading.Lock()
+_remover: list[threading.Thread] = []
+
+
+def _remove_forever() -> None:
+    while True:
+        paths, directory = _removals.get()
+        for path in paths:
             with contextlib.suppress(OSError):
                 os.unlink(path)
         with contextlib.suppress(OSError):
-            os.rmdir(self.directory)
+            os.rmdir(directory)

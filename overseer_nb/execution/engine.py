@@ -2,8 +2,8 @@
 
 Imported on the engines by reference, so everything it needs is here or in
 the light modules it imports (``job``, ``signals``, ``states``, ``text``
-through :mod:`.capture`, and the standard-library-only :mod:`.sandbox` and
-:mod:`.scratch`). :func:`run_attempt` never raises: every outcome, including
+through :mod:`.capture`, and the standard-library-only :mod:`.sandbox`,
+:mod:`.scratch` and :mod:`.errorstack`). :func:`run_attempt` never raises: every outcome, including
 a handler that cannot be loaded, comes back as an :class:`AttemptReport`.
 """
 
@@ -29,6 +29,7 @@ from ..states import (
     OUTCOME_OK,
 )
 from .capture import BoundedText, FdCapture, FileSink, collapse_cr, thread_router
+from .errorstack import error_stack
 from .holding import InputLost, NotFinished, TooLarge, keep, resolve
 from .sandbox import Sandbox, current_task
 from .scratch import make_scratch, withdrawn
@@ -38,7 +39,11 @@ __all__ = ["run_attempt", "AttemptReport", "ErrorReport", "engine_identity", "pr
 _HERE = __file__
 
 
-class ErrorReport(TypedDict):
+class _ErrorStack(TypedDict, total=False):
+    stack: list  # errorstack.error_stack(): the kernel renders the traceback from it
+
+
+class ErrorReport(_ErrorStack):
     """An error as it travels back from the engine (``records.ErrorInfo`` on this side)."""
 
     ename: str
@@ -319,6 +324,7 @@ def _error(exc: BaseException, ename: str | None = None, evalue: str | None = No
         ename=ename or type(exc).__name__,
         evalue=str(exc) if evalue is None else evalue,
         traceback=plain_traceback(exc),
+        stack=error_stack(exc),
     )
 
 

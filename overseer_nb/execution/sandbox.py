@@ -64,6 +64,10 @@ except ImportError:  # pragma: no cover - another Python
 _SIGNALS = sorted(int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, getattr(signal, "SIGSTOP", None)))
 
 
+# the environment as bytes where the platform has it: copied twice per attempt without decoding each variable
+_ENVIRON: Any = os.environb if os.supports_bytes_environ else os.environ
+
+
 def _handlers() -> dict[int, Any]:
     saved = {}
     for sig in _SIGNALS:
@@ -91,7 +95,7 @@ class Sandbox:
             self.cwd: str | None = os.getcwd()
         except OSError:
             self.cwd = None
-        self.environ = dict(os.environ)
+        self.environ = dict(_ENVIRON)
         self.streams = (sys.stdout, sys.stderr)
         self.signals = _handlers() if self._main else {}
         self.faulthandler = faulthandler.is_enabled()
@@ -124,12 +128,12 @@ class Sandbox:
         if self.cwd is not None:
             with contextlib.suppress(OSError):
                 os.chdir(self.cwd)
-        now = dict(os.environ)
+        now = dict(_ENVIRON)
         if now != self.environ:
             for key in now.keys() - self.environ.keys():
-                del os.environ[key]
+                del _ENVIRON[key]
             for key, value in self.environ.items():
                 if now.get(key) != value:
-                    os.environ[key] = value
+                    _ENVIRON[key] = value
         if self.task.aborted is not None:
             self.task.aborted.discard(self.task.msg_id)  # an interrupt request for it is spent

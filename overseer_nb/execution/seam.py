@@ -151,7 +151,7 @@ def outcome_from_report(report: AttemptReport, engine: Any) -> Outcome:
         length=report.get("length"),
         item_digests=tuple(report.get("item_digests") or ()) or None,
         type_name=report.get("type_name", ""),
-        error=ErrorInfo(err["ename"], err["evalue"], err["traceback"]) if err else None,
+        error=ErrorInfo(err["ename"], err["evalue"], err["traceback"], tuple(err.get("stack") or ())) if err else None,
         message=report["message"],
         silent=report["silent"],
         stdout=report["stdout"],

@@ -19,6 +19,9 @@ const BAR_STATES = ["finished", "cached", "failed", "aborted", "started", "retry
 const MIN_SEGMENT = 1.5;
 const INSET = 1.0; // white between the track's outline and its segments (display/mapped.py INSET)
 const LIST_REFRESH = 1000; // ms: an open list of items is asked for again at most this often
+const HOVER_DELAY = 300; // ms the pointer rests on an unstarted node before the kernel is asked why it waits
+const WHY_FRESH = 2000; // ms an answer is reused for the same node in the same state
+const WAITING = new Set(["unstarted", "blocked", "retrying", "requeued"]); // display states of unstarted jobs
 const BUTTONS = { retry_failed: "Retry failed", cancel: "Cancel", retry: "Retry subtree", rerun: "Rerun from here", abort: "Abort" };
 
 // Views of a run alive in this page, per run id: while one lives, the static
@@ -59,6 +62,26 @@ function h(tag, attrs = {}, ...children) {
   }
   for (const c of children) if (c != null) node.append(c);
   return node;
+}
+
+// the cell of a notebook with execution count `n` ([n]: in its prompt), in the notebook holding `el`
+function cellOf(el, n) {
+  const scope = el.closest(".jp-Notebook") || document;
+  for (const prompt of scope.querySelectorAll(".jp-InputPrompt")) {
+    if (prompt.textContent.trim() === `[${n}]:`) return prompt.closest(".jp-Cell");
+  }
+  return null;
+}
+
+// scroll the notebook to cell In[n] and outline it a moment (JupyterLab, Notebook 7); false if it is not there
+function showCell(el, n) {
+  const cell = cellOf(el, n);
+  if (!cell) return false;
+  cell.scrollIntoView({ block: "center" });
+  const before = cell.style.outline;
+  cell.style.outline = "2px solid var(--jp-brand-color1, #1976d2)";
+  setTimeout(() => { cell.style.outline = before; }, 1500);
+  return true;
 }
 
 function fmtSeconds(s) {
@@ -127,7 +150,8 @@ function render({ model, el }) {
   const canvas = h("div", { class: "ov-canvas" });
   const panel = h("div", { class: "ov-panel", hidden: "" });
   const legend = h("div", { class: "ov-legend" });
-  el.append(header, progress, message, note, layoutNote, h("div", { class: "ov-body" }, canvas, panel), legend);
+  const tip = h("div", { class: "ov-tooltip", role: "tooltip", hidden: "" });
+  el.append(header, progress, message, note, layoutNote, h("div", { class: "ov-body" }, canvas, panel), legend, tip);
   legend.innerHTML = model.get("legend") || "";
 
   let nodes = new Map(); // job -> its node <g> in the picture shown
@@ -323,6 +347,41 @@ function render({ model, el }) {
     return h("details", { class: `ov-section ${cls}`, open: "" }, h("summary", { text: label }), h("pre", { text }));
   }
 
+  // a location the user can click to see its cell, where the page is a notebook that has it
+  function jumpTo(node, count) {
+    if (count == null || !el.closest(".jp-Notebook")) return node;
+    node.classList.add("ov-jump");
+    node.dataset.cell = String(count);
+    node.setAttribute("role", "link");
+    node.setAttribute("tabindex", "0");
+    node.title = `show cell In[${count}]`;
+    return node;
+  }
+
+  // the traceback, its text as sent: the failing line of each frame (IPython's ---->) and each frame's place marked
+  function tracebackSection(text) {
+    if (!text) return null;
+    const pre = h("pre", {});
+    for (const line of text.split("\n")) {
+      let cls = null, cell = null;
+      if (/^-*> ?\d+( |$)/.test(line)) cls = "ov-tb-here";
+      else if (/^(Cell In\[\d+\]|File ".*"), line \d+/.test(line)) {
+        cls = "ov-tb-where";
+        const m = /^Cell In\[(\d+)\]/.exec(line);
+        if (m) cell = Number(m[1]);
+      }
+      const span = h("span", cls ? { class: cls } : {}, line);
+      pre.append(cls === "ov-tb-where" ? jumpTo(span, cell) : span, "\n");
+    }
+    if (pre.lastChild) pre.lastChild.remove(); // the text's own last line break stays the only one
+    return h("details", { class: "ov-section ov-traceback", open: "" }, h("summary", { text: "traceback" }), pre);
+  }
+
+  function whereLine(d) {
+    if (!d.where) return null;
+    return jumpTo(h("div", { class: "ov-where", text: d.where.text }), d.where.cell);
+  }
+
   function showDetails(d) {
     const rows = d.attempts.map((a) =>
       h("tr", {}, h("td", { text: String(a.number) }), h("td", { text: a.engine || "—" }),
@@ -356,9 +415,11 @@ function render({ model, el }) {
       d.message ? h("div", { class: "ov-job-message", text: d.message }) : null,
       d.explain ? h("div", { class: "ov-explain", text: d.explain }) : null,
       d.why ? h("div", { class: "ov-why", text: d.why }) : null,
+      whereLine(d),
+      d.changed ? h("div", { class: "ov-changed", role: "note", text: d.changed }) : null,
       h("div", { class: "ov-panel-buttons" }, ...buttons),
       d.mapped ? itemList(d.job, d.items) : table,
-      section("traceback", d.traceback, "ov-traceback"),
+      tracebackSection(d.traceback),
       section("stdout (tail)", d.stdout, "ov-stdout"),
       section("stderr (tail)", d.stderr, "ov-stderr"),
       d.result ? h("div", { class: "ov-result" }, h("span", { class: "ov-muted", text: "result: " }), h("code", { text: d.result })) : null,
@@ -455,6 +516,8 @@ function render({ model, el }) {
   }
 
   function onClick(event) {
+    const jump = event.target.closest && event.target.closest(".ov-jump");
+    if (jump && el.contains(jump)) return void showCell(el, Number(jump.dataset.cell));
     const b = buttonOf(event);
     if (b) {
       if (b.disabled) return;
@@ -469,10 +532,58 @@ function render({ model, el }) {
   }
 
   function onKey(event) {
+    const jump = event.key === "Enter" && event.target.closest && event.target.closest(".ov-jump");
+    if (jump && el.contains(jump)) return void showCell(el, Number(jump.dataset.cell));
     const row = event.key === "Enter" && event.target.closest && event.target.closest("tr[data-job]");
     if (row && panel.contains(row)) select(row.dataset.job);
   }
 
+  // -- the tooltip of an unstarted node: what it waits for (run.why), asked once the pointer rests on it ---------
+  let tipJob = null, tipTimer = null;
+  const whyKnown = new Map(); // job -> {state, text, at}: a recent answer
+
+  function hideTip() {
+    clearTimeout(tipTimer);
+    tipTimer = null;
+    tipJob = null;
+    tip.hidden = true;
+  }
+
+  function showTip(job, text) {
+    const g = nodes.get(job);
+    if (!g || !text) return;
+    const box = g.getBoundingClientRect(), base = el.getBoundingClientRect();
+    tip.textContent = text;
+    tip.dataset.job = job;
+    tip.style.left = `${Math.max(0, box.left - base.left)}px`;
+    tip.style.top = `${box.bottom - base.top + 4}px`;
+    tip.hidden = false;
+  }
+
+  function onNodeOver(event) {
+    const g = event.target.closest && event.target.closest("g[data-job]");
+    if (!g || !canvas.contains(g)) return;
+    const job = g.getAttribute("data-job");
+    if (job === tipJob) return;
+    hideTip();
+    const state = g.getAttribute("data-state");
+    if (!WAITING.has(state)) return;
+    tipJob = job;
+    tipTimer = setTimeout(() => {
+      const known = whyKnown.get(job);
+      if (known && known.state === state && performance.now() - known.at < WHY_FRESH) showTip(job, known.text);
+      else model.send({ kind: "why", view: viewId, job });
+    }, HOVER_DELAY);
+  }
+
+  function onNodeOut(event) {
+    const g = event.target.closest && event.target.closest("g[data-job]");
+    if (!g || (event.relatedTarget && g.contains(event.relatedTarget))) return;
+    if (g.getAttribute("data-job") === tipJob) hideTip();
+  }
+
+  canvas.addEventListener("pointerover", onNodeOver);
+  canvas.addEventListener("pointerout", onNodeOut);
   el.addEventListener("pointerover", onEnter);
   el.addEventListener("pointerout", onLeave);
   el.addEventListener("focusin", onEnter);
@@ -486,6 +597,9 @@ function render({ model, el }) {
     if (msg.view !== viewId) return; // a reply to another view of the same run
     if (msg.kind === "details") {
       if (msg.job === selected) showDetails(msg.details);
+    } else if (msg.kind === "why") {
+      whyKnown.set(msg.job, { state: nodes.get(msg.job)?.getAttribute("data-state"), text: msg.why, at: performance.now() });
+      if (msg.job === tipJob) showTip(msg.job, msg.why);
     } else if (msg.kind === "preview") {
       if (hovering && hovering.action === msg.action && (hovering.job || null) === (msg.job || null)) {
         showPreview(msg);
@@ -524,6 +638,7 @@ function render({ model, el }) {
   return () => {
     clearInterval(timer);
     clearTimeout(askTimer);
+    clearTimeout(tipTimer);
     unhide();
     model.off("msg:custom", onCustom);
     for (const name of ["counts", "message", "running", "elapsed", "total"]) model.off(`change:${name}`, onHeader);
