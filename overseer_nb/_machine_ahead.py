@@ -96,7 +96,7 @@ class SendAhead:
             p = self._jobs[parent]
             if p.status == FINISHED:
                 continue
-            if parent not in self._inflight or p.status not in (UNSTARTED, STARTED) or p.blocked:
+            if parent not in self._inflight or p.status not in (UNSTARTED, STARTED) or p.blocked or p.adopted:
                 return None
             if self.options_for(parent).cache:
                 return None  # it may not run at all: an earlier run's result is looked up when it is sent

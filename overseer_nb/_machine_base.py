@@ -58,6 +58,7 @@ class _Job:
     blocked: bool = False  # some ancestor failed or aborted
     cached: bool = False  # finished by reusing an earlier run's result
     after: frozenset = frozenset()  # sent ahead of these parents, not seen finishing yet
+    adopted: bool = False  # its attempt was sent by an earlier kernel: its result file is that kernel's
     early: tuple | None = None  # news of it that waits for them: ("started", engine, at, task) or ("ended", outcome)
 
 
@@ -362,7 +363,7 @@ class MachineBase(SendAhead, MappedItems, LostResults):
         j = self._jobs[job]
         self._inflight.discard(job)
         j.submitted = False
-        j.after, j.early = frozenset(), None
+        j.after, j.early, j.adopted = frozenset(), None, False
         if label != ATTEMPT_FINISHED:
             self._to_fence.append(job)  # what was sent ahead of it gets no result from it
         attempt = self.records[job].attempts[-1]

@@ -61,6 +61,12 @@ class UserCommands(MachineBase):
         self._schedule(step, at)
         return step
 
+    def skip_past(self, job: str, attempt: int) -> None:
+        """Attempt ``attempt`` of ``job`` was sent by an earlier kernel: the next one is numbered after it."""
+        j = self._jobs[job]
+        if not j.submitted:
+            j.attempt = max(j.attempt, attempt)
+
     def unsent(self, job: str, attempt: int) -> None:
         """Forget attempt ``attempt`` of ``job``: it was never sent, or was withdrawn unstarted.
 

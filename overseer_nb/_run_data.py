@@ -19,7 +19,7 @@ from .config import defaults
 from .records import ItemOf, ItemsOf, StoredResult
 from .states import FINISHED, STARTED
 from .steps import AfterResult, Step
-from .store import result_path
+from .store import begin_session, result_path
 
 if TYPE_CHECKING:
     from .running import Run
@@ -40,6 +40,8 @@ class DataPlane:
         # job -> its stored result an engine may hold in memory, and the jobs that will read it, not started yet
         self._held: dict[str, tuple[StoredResult, set[str]]] = {}
         self._holding = False  # some engine may hold a result of this run
+        # '' for the kernel that started the run; a resume's own token (attempts an earlier kernel sent do not run)
+        self.session = ""
         self._settings = defaults()
 
     def connect(self) -> None:
@@ -54,10 +56,26 @@ class DataPlane:
             self.note = f"results are relayed through the kernel: {problem}"
             log.warning("overseer_nb run %s: %s", self.run.run_id, self.note)
 
+    def begin_session(self, session: str) -> None:
+        """A resume: this kernel's attempts are ``session``'s, and tasks an earlier kernel sent do not start.
+
+        Said in the store, where an engine looks before it runs an attempt of
+        this run, before the cluster is asked what the earlier kernel sent.
+        """
+        self.session = session
+        if self.wanted is None:
+            return
+        try:
+            begin_session(self.wanted, self.run.run_id, session)
+        except OSError as exc:
+            log.warning("overseer_nb run %s: cannot mark the store for this resume (%s); a task the earlier "
+                        "kernel sent ahead may still run when its parents end", self.run.run_id, exc)
+
     def task_fields(self, job: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The data-plane fields of ``job``'s task: inputs as the engine reads them, its store plan, placement."""
         stored: list[StoredResult] = []
-        sent = {parent: _for_engine(data, stored, self.root, self.run.run_id) for parent, data in inputs.items()}
+        where = (self.root, self.run.run_id, self.session)
+        sent = {parent: _for_engine(data, stored, where) for parent, data in inputs.items()}
         biggest = max(stored, key=lambda r: r.nbytes, default=None)
         plan = None
         if self.root is None and self.run.machine.options_for(job).cache:
@@ -72,6 +90,7 @@ class DataPlane:
                 not machine.topo.is_gate(c) and not machine.options_for(c).cache for c in children)
             plan = {
                 "root": self.root,
+                "session": self.session,
                 "inline": 0 if ahead else self._settings.store_inline_bytes,
                 "sync": self._settings.store_inline_bytes if ahead else 0,
                 "memory": self._settings.engine_memory_bytes,
@@ -128,19 +147,21 @@ class DataPlane:
             self.run.executor.release_run(self.run.run_id)
 
 
-def _for_engine(data: Any, stored: list[StoredResult], root: str | None, run_id: str) -> Any:
+def _for_engine(data: Any, stored: list[StoredResult], where: tuple) -> Any:
     """An input as ``execution.holding.resolve`` reads it on the engine; stored results are noted in ``stored``.
 
     A result not made yet (:class:`~overseer_nb.steps.AfterResult`) is where
     that attempt will store it, marked ``after``: a task that finds nothing
-    there ends without running (its parent did not finish).
+    there ends without running (its parent did not finish). ``where``: the
+    store's root, the run id and this kernel's session.
     """
     if isinstance(data, AfterResult):
-        return {"path": result_path(root, run_id, data.job, data.attempt), "nbytes": 0, "after": True}
+        root, run_id, session = where
+        return {"path": result_path(root, run_id, data.job, data.attempt, session), "nbytes": 0, "after": True}
     if isinstance(data, ItemOf):
-        return {"item": data.index, "of": _for_engine(data.data, stored, root, run_id)}
+        return {"item": data.index, "of": _for_engine(data.data, stored, where)}
     if isinstance(data, ItemsOf):
-        return {"items": [_for_engine(part, stored, root, run_id) for part in data.items]}
+        return {"items": [_for_engine(part, stored, where) for part in data.items]}
     if data is None or isinstance(data, (bytes, bytearray)):
         return data
     stored.append(data)

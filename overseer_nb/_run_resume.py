@@ -16,6 +16,7 @@ from .events import Resume
 from .graph import split_key
 from .handlers import lifecycle
 from .records import NOT_STORED_BYTES
+from .runargs import new_session
 from .states import ATTEMPT_LOST, FINISHED, HOLD_JOURNAL, HOLD_RESUME, UNSTARTED
 
 if TYPE_CHECKING:
@@ -27,7 +28,13 @@ log = logging.getLogger("overseer_nb")
 
 
 def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
-    """Attempts lost with an earlier kernel that the cluster still knows: (job, attempt) -> engine."""
+    """Attempts an earlier kernel sent that an engine took and the cluster still knows: (job, attempt) -> engine.
+
+    Those the journal recorded started, and those it never heard of: sent
+    ahead of their parents, or taken by an engine just before the kernel
+    stopped. One still queued does not run (the store says a new kernel carries
+    the run on); the resumed run's attempt numbers come after it.
+    """
     if run.started:
         return {}
     lost = {}
@@ -36,6 +43,14 @@ def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
         # lost with its kernel: no end was ever recorded (an engine loss records one)
         if rec.status == UNSTARTED and last and last.task and last.outcome == ATTEMPT_LOST and last.end is None:
             lost[(job, last.number)] = (last.task, run.run_id)
+    for (job, number), (task, ran) in sorted(run.executor.sent_tasks(run.run_id).items()):
+        rec = run.jobs.get(job)
+        if rec is None or rec.status != UNSTARTED:
+            continue
+        run.machine.skip_past(job, number)
+        if ran and number > max((a.number for a in rec.attempts), default=0):
+            lost = {key: v for key, v in lost.items() if key[0] != job}  # the later one counts
+            lost[(job, number)] = (task, run.run_id)
     return run.executor.recover(lost) if lost else {}
 
 
@@ -112,6 +127,7 @@ def resume_run(run: Run, handlers: Mapping[str, Any] | None, executor: Any, clus
     check_resume_handlers(run, handlers, to_run)
     run.handlers = handlers
     run._use_executor(executor, cluster)
+    run.data.begin_session(new_session())  # from now on, what an earlier kernel sent and no engine took does not run
     running = still_on_the_cluster(run)
     if run.recorder is not None:
         run.recorder.resumed(run, keep={job for job, _n in running})

@@ -18,7 +18,7 @@ from ._machine_commands import UserCommands
 from .errors import RunError
 from .events import ClusterLost, Ended, EngineLost, EnginesChanged, ExecutorEvent, Started
 from .options import backoff_delay
-from .records import ErrorInfo, Outcome
+from .records import Attempt, ErrorInfo, Outcome
 from .states import (
     ATTEMPT_ABORTED,
     ATTEMPT_FAILED,
@@ -112,16 +112,19 @@ class RunMachine(UserCommands):
     def adopt(self, job: str, attempt: int, engine: Any, at: float) -> Step:
         """After a restart: attempt ``attempt`` of ``job`` still runs (or ran) on the cluster; take it back.
 
-        The job (restored unstarted, its attempt lost with the old kernel) is
+        The job (restored unstarted, its attempt lost with the old kernel, or
+        one the journal never heard of: sent ahead, see :meth:`skip_past`) is
         started again under that attempt, so its result, when it comes, counts.
         """
         step = Step()
         j, rec = self._jobs[job], self.records[job]
-        if j.status != UNSTARTED or j.attempt != attempt or j.submitted or not rec.attempts:
+        if j.status != UNSTARTED or j.attempt != attempt or j.submitted:
             return step
+        if not rec.attempts or rec.attempts[-1].number != attempt:
+            rec.attempts.append(Attempt(attempt))
         last = rec.attempts[-1]
         last.outcome, last.error, last.end = None, None, None
-        j.submitted = True
+        j.submitted = j.adopted = True
         self._inflight.add(job)
         self._ready.discard(job)
         self._start(step, job, engine, at, reason="adopted", started=last.start)

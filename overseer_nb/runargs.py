@@ -9,12 +9,17 @@ from typing import Any
 
 from .errors import ArgsError
 
-__all__ = ["new_run_id", "pickle_args"]
+__all__ = ["new_run_id", "new_session", "pickle_args"]
 
 
 def new_run_id() -> str:
     """A run id that sorts by time and is unique: ``20261127-191000-3fa2c1``."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def new_session() -> str:
+    """A token of its own for a kernel that resumes a run (result files and stale tasks are told apart by it)."""
+    return secrets.token_hex(4)
 
 
 def pickle_args(args: Any) -> bytes:

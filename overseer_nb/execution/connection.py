@@ -139,12 +139,10 @@ class Connection(Watchdog, Placement):
         scratch = scratch_path(task.run_id, task.job, task.attempt)
         after = self._after(port, task)
         view = self.view if after else self._view_for(task.prefer, task.prefer_wait)
-        with self._submitting:  # the shared view's ``after`` flag is set for this one task only
-            if after:
-                with view.temp_flags(after=after):
-                    ar = view.apply_async(run_attempt, scratch=scratch, **call)
-            else:
-                ar = view.apply_async(run_attempt, scratch=scratch, **call)
+        # the label lets a kernel that resumes the run ask the hub what this one sent (recovery.sent_tasks);
+        # the view's flags are shared, so they are set for this one task only
+        with self._submitting, view.temp_flags(after=after, label=task.label):
+            ar = view.apply_async(run_attempt, scratch=scratch, **call)
         flight = _Flight(port, task, ar, scratch, call.get("capture_limit", task.max_output_chars))
         flight.placed = task.prefer if view is not self.view else None
         with self._lock:

@@ -1,10 +1,9 @@
 """What runs on an engine: one attempt of one job, and the pre-flight check.
 
-Imported on the engines by reference, so everything it needs is here or in
-the light modules it imports (``job``, ``signals``, ``states``, ``text``
-through :mod:`.capture`, and the standard-library-only :mod:`.sandbox`,
-:mod:`.scratch` and :mod:`.errorstack`). :func:`run_attempt` never raises: every outcome, including
-a handler that cannot be loaded, comes back as an :class:`AttemptReport`.
+Imported on the engines by reference, so everything it needs is here or in the light
+modules it imports (``job``, ``signals``, ``states``, ``store``, ``text`` through :mod:`.capture`,
+and the standard-library-only :mod:`.sandbox`, :mod:`.scratch` and :mod:`.errorstack`).
+:func:`run_attempt` never raises: every outcome comes back as an :class:`AttemptReport`.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from ..states import (
     OUTCOME_INTERRUPTED,
     OUTCOME_OK,
 )
+from ..store import stale_session
 from .capture import BoundedText, FdCapture, FileSink, collapse_cr, thread_router
 from .errorstack import error_stack
 from .holding import InputLost, NotFinished, TooLarge, keep, resolve
@@ -54,14 +54,13 @@ class ErrorReport(_ErrorStack):
 class AttemptReport(TypedDict):
     """How an attempt ended, as :func:`run_attempt` returns it.
 
-    kind: ``ok``, ``fault``, ``abort``, ``error`` or ``interrupted`` (the
-    ``OUTCOME_*`` of :mod:`overseer_nb.states`). result: the
-    pickled return value (``ok``, a small result or no store), or None with
-    ``result_ref`` saying where it is stored (path, nbytes, type, summary).
-    lost_inputs: the parents whose stored results could not be read
-    (``input_lost``). error: None for ``ok`` and a silent
-    abort. message: the text of a fault or an abort. stdout, stderr: what the
-    attempt printed, bounded. started, ended: ``time.time()`` on the engine.
+    kind: one of ``states.OUTCOME_KINDS`` (``ok``, ``fault``, ``abort``, ``error``, ...).
+    result: the pickled return value (``ok``, a small result or no store), or None
+    with ``result_ref`` saying where it is stored (path, nbytes, type, summary).
+    lost_inputs: the parents whose stored results could not be read (``input_lost``,
+    ``fenced``). error: None for ``ok`` and a silent abort. message: the text of a
+    fault or an abort. stdout, stderr: what the attempt printed, bounded.
+    started, ended: ``time.time()`` on the engine.
     """
 
     kind: str
@@ -207,6 +206,8 @@ def _report(end: _End, stdout: str, stderr: str, started: float) -> AttemptRepor
 
 def _run_stages(job_name, index, job_id, attempt, run_id, stages, args, inputs, max_result_bytes, store) -> _End:
     job_type = job_name if index is None else job_name[: job_name.rindex("[")]
+    if store is not None and "root" in store and stale_session(store["root"], run_id, store.get("session", "")):
+        return _End(OUTCOME_FENCED, message="sent by a kernel that stopped since; the resumed run sends it again")
     try:
         pre, process, post = _load_stages(stages)
         job_args = _unpickled(args)
@@ -278,7 +279,7 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int | None, store
             blob, ref = keep(result, root=store["root"], run_id=run_id, job=job_type, attempt=attempt,
                              inline_limit=store["inline"], memory_bound=store["memory"], hold=store["hold"],
                              max_bytes=max_result_bytes, digest=store.get("digest", False),
-                             sync=store.get("sync", 0))
+                             sync=store.get("sync", 0), session=store.get("session", ""))
             size = len(blob) if blob is not None else ref["nbytes"]
     except TooLarge as exc:
         size = exc.nbytes

@@ -87,7 +87,7 @@ def summary_of(value: Any) -> tuple[str, str]:
 
 def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_limit: int,
          memory_bound: int, hold: bool, max_bytes: int | None = None,
-         digest: bool = False, sync: int = 0) -> tuple[bytes | None, dict | None]:
+         digest: bool = False, sync: int = 0, session: str = "") -> tuple[bytes | None, dict | None]:
     """Keep ``value``: ``(pickle, None)`` for a small one, else ``(None, ref)`` with it in the store.
 
     ``hold``: also keep it in this engine's memory (a child needs it). The
@@ -103,7 +103,7 @@ def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_l
         raise TooLarge(nbytes)
     if nbytes <= inline_limit and not buffers:
         return data, None
-    path = result_path(root, run_id, job, attempt)
+    path = result_path(root, run_id, job, attempt, session)
     if nbytes <= sync and not buffers:
         return _keep_now(value, path, data, nbytes, hold, memory_bound, digest)
     try:

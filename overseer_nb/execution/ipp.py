@@ -14,7 +14,7 @@ from typing import Any
 
 from ..graph import JobGraph
 from .connection import Connection
-from .recovery import follow, known_tasks
+from .recovery import follow, known_tasks, sent_tasks
 from .seam import Executor, Report, Task
 from .shipping import Shipper
 
@@ -61,6 +61,10 @@ class IPyParallelExecutor(Executor):
             follow(self._conn, self, self._recovered)
             self._recovered = {}
         return known
+
+    def sent_tasks(self, run_id: str) -> dict[tuple[str, int], tuple[str, bool]]:
+        """What any kernel sent for run ``run_id``, as the hub knows it: (job, attempt) -> (task id, ran)."""
+        return sent_tasks(self._conn, run_id)
 
     def submit(self, task: Task) -> None:
         """Send ``task`` with its stages pickled (once per distinct set of functions) and its args pickled."""

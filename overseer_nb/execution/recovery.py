@@ -17,18 +17,39 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .scratch import scratch_path
-from .seam import Task
+from .seam import LABEL, Task
 
 if TYPE_CHECKING:
     from .connection import Connection
     from .ipp import IPyParallelExecutor
 
-__all__ = ["known_tasks", "follow"]
+__all__ = ["known_tasks", "follow", "sent_tasks"]
 
 log = logging.getLogger("overseer_nb")
 
 POLL = 0.2  # seconds between questions to the hub while followed tasks run
 _OUTPUT_CHARS = 1_000_000  # what is kept of a followed task's output, as it comes
+
+
+def sent_tasks(conn: Connection, run_id: str) -> dict[tuple[str, int], tuple[str, bool]]:
+    """Every task the hub holds for run ``run_id``: (job, attempt) -> (task id, whether an engine took it).
+
+    What an earlier kernel sent, also what it sent ahead of parents and the
+    journal never heard of. Empty if the hub cannot say.
+    """
+    try:
+        records = conn.client.db_query({"label": {"$glob": f"{LABEL}/{run_id}/*"}},
+                                       keys=["msg_id", "label", "started", "completed"])
+    except Exception as exc:
+        log.warning("overseer_nb: the cluster could not say what an earlier kernel sent: %s", exc)
+        return {}
+    found = {}
+    for r in records:
+        _prefix, _run, rest = r["label"].split("/", 2)
+        job, _, attempt = rest.rpartition("/")
+        ran = r.get("started") is not None or r.get("completed") is not None
+        found[(job, int(attempt))] = (r["msg_id"], ran)
+    return found
 
 
 def known_tasks(conn: Connection, tasks: Mapping[tuple[str, int], str]) -> dict[tuple[str, int], Any]:

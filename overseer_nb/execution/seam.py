@@ -57,8 +57,14 @@ class Task:
         """The job's id as a handler sees it (``job.id``)."""
         return f"{self.run_id}:{self.job}"
 
+    @property
+    def label(self) -> str:
+        """Its label on the cluster's hub (ipyparallel's ``label``): run, job and attempt, for a later kernel."""
+        return f"{LABEL}/{self.run_id}/{self.job}/{self.attempt}"
+
 
 Report = Callable[[Any], None]
+LABEL = "overseer_nb"  # the start of every task label
 
 
 class Executor:
@@ -89,6 +95,13 @@ class Executor:
         Returns (job, attempt) -> the engine that took it (None if not known);
         once started, the executor reports what becomes of each. This base
         knows none: they all run again.
+        """
+        return {}
+
+    def sent_tasks(self, run_id: str) -> dict[tuple[str, int], tuple[str, bool]]:
+        """Every task sent for run ``run_id`` that this executor's cluster knows: (job, attempt) -> (task id, ran).
+
+        ``ran``: an engine took it. This base knows none.
         """
         return {}
 

@@ -11,11 +11,13 @@ import os
 import tempfile
 
 from .files import StoreFileError, dumps_parts, read_result, write_result
-from .results import ResultRef, ResultStore, RunUsage, result_path
+from .results import ResultRef, ResultStore, RunUsage, begin_session, result_path, stale_session
 
 __all__ = [
     "ENV_VAR",
     "ResultRef",
+    "begin_session",
+    "stale_session",
     "ResultStore",
     "RunUsage",
     "StoreFileError",

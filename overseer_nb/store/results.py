@@ -18,15 +18,42 @@ from typing import Any
 
 from .files import read_result
 
-__all__ = ["ResultRef", "ResultStore", "RunUsage", "result_path"]
+__all__ = ["ResultRef", "ResultStore", "RunUsage", "result_path", "begin_session", "stale_session"]
 
 SUFFIX = ".ovnb"
 
 
-def result_path(root: str, run_id: str, job: str, attempt: int) -> str:
-    """Where attempt ``attempt`` of ``job`` of run ``run_id`` keeps its result under ``root``."""
+def result_path(root: str, run_id: str, job: str, attempt: int, session: str = "") -> str:
+    """Where attempt ``attempt`` of ``job`` of run ``run_id`` keeps its result under ``root``.
+
+    ``session``: '' for the kernel that started the run; a resumed run's own
+    token, so its attempts never share a file with one an earlier kernel sent.
+    """
     name = urllib.parse.quote(job, safe="-_")
-    return os.path.join(root, run_id, f"{name}.{attempt}{SUFFIX}")
+    tag = f"~{session}" if session else ""
+    return os.path.join(root, run_id, f"{name}.{attempt}{tag}{SUFFIX}")
+
+
+SESSION = "session"  # <root>/<run>/session: the token of the kernel that carries the run on now
+
+
+def begin_session(root: str, run_id: str, session: str) -> None:
+    """Say that the kernel with ``session`` carries run ``run_id`` on: tasks an earlier kernel sent do not run."""
+    folder = os.path.join(root, run_id)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    tmp = os.path.join(folder, f".{SESSION}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(session)
+    os.replace(tmp, os.path.join(folder, SESSION))
+
+
+def stale_session(root: str, run_id: str, session: str) -> bool:
+    """True if a kernel other than the one with ``session`` carries run ``run_id`` on now (it was resumed)."""
+    try:
+        with open(os.path.join(root, run_id, SESSION)) as f:
+            return f.read() != session
+    except OSError:
+        return bool(session)  # no word yet: only the first kernel's tasks run
 
 
 @dataclass(frozen=True)
