@@ -46,6 +46,9 @@ class SendAhead:
 
     def _init_ahead(self: MachineBase) -> None:
         self.ahead = False  # set by the run: its executor has dependencies and the engines share the store
+        # send ahead only while fewer jobs than this are out with every parent finished: those keep the
+        # engines busy, and one sent ahead would only cost work (the run sets it: twice its engines)
+        self.ahead_below = 4
         self._to_fence: list[str] = []  # jobs whose attempt ended without a result: withdraw those sent ahead
         self._candidates: list[tuple[Any, str]] = []  # (rank, job): children of jobs out, to consider
 
@@ -57,7 +60,14 @@ class SendAhead:
                 heapq.heappush(self._candidates, (self.topo.rank(child), child))
 
     def _send_ahead(self: MachineBase, step: Step, room: int | None, capping: bool) -> None:
-        """Send candidates whose parents are all finished or out, in order, while the window has room."""
+        """Send candidates whose parents are all finished or out, in order, while the window has room.
+
+        Only while too few jobs that can start now are out to keep every engine
+        busy: otherwise the engines have work until the kernel sends the rest as
+        their parents finish, and sending ahead would cost the cluster work and gain nothing.
+        """
+        if sum(1 for job in self._inflight if not self._jobs[job].after) >= self.ahead_below:
+            return
         kept: list[tuple[Any, str]] = []
         while self._candidates:
             if room is not None and room <= 0:

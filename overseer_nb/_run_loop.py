@@ -235,6 +235,7 @@ class RunLoop:
         """No engines: pause (so ``wait`` returns and says so); engines back: go on."""
         run, now = self.run, time.time()
         run.machine.max_out = run.executor.queue_limit()
+        run.machine.ahead_below = 2 * max(1, count)
         held = HOLD_NO_ENGINES in run.machine.holds
         if count == 0 and not held:
             run.message = NO_ENGINES_MESSAGE

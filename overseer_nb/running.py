@@ -139,6 +139,7 @@ class Run:
         self.data.connect()
         # jobs go out ahead of their parents where the cluster can hold them back and they can read the store
         self.machine.ahead = self.options.eager and self.executor.dependencies and self.data.root is not None
+        self.machine.ahead_below = 2 * max(1, self.executor.engine_count() or 1)
         if self.data.note and self.data.note not in self.message:
             self.message = f"{self.message}; {self.data.note}" if self.message else self.data.note
 

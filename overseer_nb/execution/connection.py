@@ -34,6 +34,7 @@ from ..events import Ended, EngineLost, EnginesChanged, Started
 from ..states import OUTCOME_LOST
 from .capture import BoundedText, collapse_cr, read_capture
 from .engine import run_attempt
+from .packing import pack_call, unpack_report
 from .placement import Placement
 from .processes import EngineProcess, engine_process, kill_engine
 from .scratch import forget, mark_withdrawn, scratch_path, sweep
@@ -141,8 +142,9 @@ class Connection(Watchdog, Placement):
         view = self.view if after else self._view_for(task.prefer, task.prefer_wait)
         # the label lets a kernel that resumes the run ask the hub what this one sent (recovery.sent_tasks);
         # the view's flags are shared, so they are set for this one task only
+        packed = pack_call({**call, "scratch": scratch})
         with self._submitting, view.temp_flags(after=after, label=task.label):
-            ar = view.apply_async(run_attempt, scratch=scratch, **call)
+            ar = view.apply_async(*packed) if packed else view.apply_async(run_attempt, scratch=scratch, **call)
         flight = _Flight(port, task, ar, scratch, call.get("capture_limit", task.max_output_chars))
         flight.placed = task.prefer if view is not self.view else None
         with self._lock:
@@ -213,7 +215,7 @@ class Connection(Watchdog, Placement):
             return
         engine = flight.engine if flight.engine is not None else self._engine_of(md.get("engine_uuid"))
         try:
-            report = flight.ar.get(0)
+            report = unpack_report(flight.ar.get(0))
             outcome = outcome_from_report(report, engine if engine is not None else flight.ar.engine_id)
         except Exception as exc:  # an infrastructure failure, not the handler's
             outcome = infrastructure_outcome(exc, engine if engine is not None else self._engine_in(exc))

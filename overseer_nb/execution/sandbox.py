@@ -64,17 +64,25 @@ except ImportError:  # pragma: no cover - another Python
 _SIGNALS = sorted(int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, getattr(signal, "SIGSTOP", None)))
 
 
-# the environment as bytes where the platform has it: copied twice per attempt without decoding each variable
+# the environment as it is stored (CPython keeps it in ``_data``): copied twice per attempt in C, not
+# variable by variable; changes go back through ``_ENVIRON`` (os.environ or os.environb), which also calls putenv
 _ENVIRON: Any = os.environb if os.supports_bytes_environ else os.environ
+_RAW_ENV: Any = getattr(_ENVIRON, "_data", None)
+
+
+def _environment() -> dict:
+    return dict(_ENVIRON if _RAW_ENV is None else _RAW_ENV)
 
 
 def _handlers() -> dict[int, Any]:
     saved = {}
     for sig in _SIGNALS:
-        with contextlib.suppress(ValueError, OSError):
+        try:
             handler = _raw.getsignal(sig)
-            if handler is not None:  # None: set outside Python, cannot be put back
-                saved[sig] = handler
+        except (ValueError, OSError):
+            continue
+        if handler is not None:  # None: set outside Python, cannot be put back
+            saved[sig] = handler
     return saved
 
 
@@ -95,7 +103,7 @@ class Sandbox:
             self.cwd: str | None = os.getcwd()
         except OSError:
             self.cwd = None
-        self.environ = dict(_ENVIRON)
+        self.environ = _environment()
         self.streams = (sys.stdout, sys.stderr)
         self.signals = _handlers() if self._main else {}
         self.faulthandler = faulthandler.is_enabled()
@@ -128,7 +136,7 @@ class Sandbox:
         if self.cwd is not None:
             with contextlib.suppress(OSError):
                 os.chdir(self.cwd)
-        now = dict(_ENVIRON)
+        now = _environment()
         if now != self.environ:
             for key in now.keys() - self.environ.keys():
                 del _ENVIRON[key]
