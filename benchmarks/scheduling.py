@@ -16,7 +16,8 @@ figure is also given as a ratio to its baseline measured in the same run:
   (the scheduler starts each task itself; target <= 1.1x), with eager dispatch on and
   off; a chain submitted from done-callbacks in this process is printed too (what any
   client-side scheduler pays); and the per-edge profile: on the engines' clocks, the
-  gap from a parent's end to its child's start, and the time inside the task;
+  gap from a parent's end to its child's start, and the time inside the task; and the
+  CPU per job the layered DAG costs the kernel, the controller and the engines;
 - fan: 1 -> 500 -> 1 vs raw tasks;
 - big: a 10,000-job layered DAG, per-job cost vs the 1,000-job one;
 - sleepy: 100 jobs of 50 ms in 10 layers vs the ideal makespan on the engines;
@@ -100,6 +101,27 @@ def native_profile(view, length: int) -> tuple[float, float]:
     return statistics.median(gaps), statistics.median(inside)
 
 
+def cpu_per_job(fn, jobs: int) -> dict[str, float]:
+    """CPU seconds per job that ``fn`` costs this process (the kernel), the controller and the engines."""
+    me = psutil.Process()
+    kids = me.children(recursive=True)
+
+    def sample() -> dict[str, float]:
+        found = {"kernel": sum(me.cpu_times()[:2])}
+        for p in kids:
+            try:
+                role = "engine" if "engine" in " ".join(p.cmdline()) else "controller"
+                found[role] = found.get(role, 0.0) + sum(p.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return found
+
+    before = sample()
+    fn()
+    after = sample()
+    return {role: (after[role] - before.get(role, 0.0)) / jobs for role in after}
+
+
 def best(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -161,6 +183,10 @@ def main() -> None:
         emit(rows, f"overseer_nb: layered {n} jobs vs native after=", t_lay, t_lay_native)
         t = best(lambda: run(lay, eager=False), repeat)
         emit(rows, f"overseer_nb: layered {n} jobs, eager dispatch off, vs native after=", t, t_lay_native)
+        # where the time goes: 2 cores are shared by the kernel, the controller and the engines
+        for name, fn in (("native after=", lambda: native_after(view, lay)), ("overseer_nb", lambda: run(lay))):
+            for role, seconds in sorted(cpu_per_job(fn, n).items()):
+                emit(rows, f"  CPU per job of the layered DAG, {name}: {role}", seconds * 1e3, unit="ms")
         t_journal = best(lambda: run(lay, journal=":memory:"), repeat)
         emit(rows, f"overseer_nb: layered {n} jobs, journal on", t_journal, t_lay)
         fresh = iter(range(10**9))  # new args each run: every job a cache miss, looked up all the same

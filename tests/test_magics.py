@@ -122,6 +122,13 @@ def test_seed_graph_handlers_and_run_wait(nb, tmp_path, capsys):
     assert "<table>" in table._repr_html_()
 
 
+def test_no_eager_sends_each_job_only_once_its_parents_finished(nb, tmp_path):
+    define_pipeline(nb, tmp_path)
+    run = cell(nb, '%overseer_run pipeline --args {"n": 1} --no-eager --wait')
+    assert run.succeeded and run.options.eager is False and not run.machine.ahead
+    assert cell(nb, '%overseer_run pipeline --args {"n": 1} --wait').options.eager is True
+
+
 def test_fixed_handler_cell_then_retry_reruns_only_the_failed_subtree(nb, tmp_path, capsys):
     define_pipeline(nb, tmp_path, broken=True)
     run = cell(nb, '%overseer_run pipeline --args \'{"n": 1}\' --wait')

@@ -12,7 +12,7 @@ leave it first once they are safely on disk, and the kernel releases a
 result once every job that needs it has started, and a run's results when
 the run ends.
 
-Imported on the engines: standard library, cloudpickle and ``overseer_nb.store`` only.
+Imported on the engines: standard library, cloudpickle, ``overseer_nb.store`` and :mod:`.processes` only.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ..store import StoreFileError, dumps_parts, read_result, result_path, write_result
+from .processes import pid_alive
 
 __all__ = ["keep", "resolve", "release", "release_run", "held", "writing", "probe_store", "InputLost", "NotFinished",
            "TooLarge", "summary_of",
@@ -258,19 +259,9 @@ def _why_missing(path: str) -> str:
         if os.path.exists(path):
             return ""  # written between the two looks
         return f"{path} is not in the store (deleted, pruned, or its engine died before writing it)"
-    if host == socket.gethostname() and not _alive(int(pid)):
+    if host == socket.gethostname() and not pid_alive(int(pid)):
         return f"the engine writing it (pid {pid}) died before {path} was complete"
     return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def release(paths: list[str]) -> int:

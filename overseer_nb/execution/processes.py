@@ -17,7 +17,7 @@ import signal
 import socket
 from typing import Any, NamedTuple
 
-__all__ = ["EngineProcess", "engine_process", "process_start", "same_process", "kill_engine"]
+__all__ = ["EngineProcess", "engine_process", "process_start", "same_process", "kill_engine", "pid_alive"]
 
 
 class EngineProcess(NamedTuple):
@@ -27,6 +27,22 @@ class EngineProcess(NamedTuple):
     host: str
     started: float | None
     cmdline: tuple[str, ...]
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` of this host runs; a killed one its parent has not reaped yet (a zombie) is dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True  # no /proc to ask: it answered the signal
 
 
 def process_start(pid: int) -> float | None:

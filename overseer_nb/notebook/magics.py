@@ -111,6 +111,8 @@ class OverseerMagics(Magics):
     @argument("--cache", action="store_true",
               help="reuse the results of earlier runs' jobs whose code, args and inputs did not change")
     @argument("--dry-run", action="store_true", help="with --cache: say what would be reused or run, and why; run nothing")
+    @argument("--no-eager", action="store_true",
+              help="send each job only once its parents finished, not ahead of them with after= (docs/dispatch.md)")
     def overseer_run(self, line):
         """Start running graph NAME with its handlers; show the run and return it.
 
@@ -129,7 +131,7 @@ class OverseerMagics(Magics):
         run = self.notebook.start(
             a.name, args=" ".join(a.args) if a.args else None, retries=a.retries,
             retry_delay=a.retry_delay, timeout=a.timeout, max_faults=a.max_faults,
-            cache=True if a.cache else None, dry_run=a.dry_run or None,
+            cache=True if a.cache else None, dry_run=a.dry_run or None, eager=False if a.no_eager else None,
         )
         if a.dry_run:
             return run  # the plan: nothing was started

@@ -108,7 +108,7 @@ class Notebook:
     def start(self, name: str, *, args: str | Mapping | None = None, **options: Any) -> Run:
         """Start graph ``name`` with its current handlers; ``args`` may be JSON text.
 
-        options: retries, retry_delay, timeout, max_faults, cache, dry_run (None: the configured default).
+        options: retries, retry_delay, timeout, max_faults, cache, eager, dry_run (None: the configured default).
         With ``dry_run``, the cache's plan (a table) instead of a run.
         """
         graph = self.graph(name)
