@@ -53,21 +53,33 @@ class SendAhead:
         self._candidates: list[tuple[Any, str]] = []  # (rank, job): children of jobs out, to consider
 
     # -- sending ---------------------------------------------------------------------
-    def _note_out(self: MachineBase, job: str) -> None:
-        """``job`` was sent: its children may be sent ahead of it."""
-        if self.ahead:
-            for child in self.topo.children(job):
-                heapq.heappush(self._candidates, (self.topo.rank(child), child))
+    def _share(self: MachineBase, job: str) -> bool:
+        """``job`` is being sent: may its children be sent ahead of it? Then it shares its result at once.
+
+        Only while too few jobs that can start now are out to keep every engine
+        busy (``ahead_below``); otherwise the engines have work until the kernel
+        sends its children once it finished, and sharing would cost the cluster
+        a store file per job and gain nothing.
+        """
+        if not self.ahead or self.options_for(job).cache:
+            return False
+        children = [c for c in self.topo.children(job) if not self.topo.is_gate(c) and not self.options_for(c).cache]
+        if not children or self._ready_out() > self.ahead_below:
+            return False
+        self._jobs[job].shared = True
+        for child in children:
+            heapq.heappush(self._candidates, (self.topo.rank(child), child))
+        return True
+
+    def _ready_out(self: MachineBase) -> int:
+        """Jobs out whose parents all finished: those an engine can start now."""
+        return sum(1 for job in self._inflight if not self._jobs[job].after)
 
     def _send_ahead(self: MachineBase, step: Step, room: int | None, capping: bool) -> None:
         """Send candidates whose parents are all finished or out, in order, while the window has room.
 
-        Only while too few jobs that can start now are out to keep every engine
-        busy: otherwise the engines have work until the kernel sends the rest as
-        their parents finish, and sending ahead would cost the cluster work and gain nothing.
+        A job is sent ahead only of parents that share their result (:meth:`_share`).
         """
-        if sum(1 for job in self._inflight if not self._jobs[job].after) >= self.ahead_below:
-            return
         kept: list[tuple[Any, str]] = []
         while self._candidates:
             if room is not None and room <= 0:
@@ -89,8 +101,8 @@ class SendAhead:
             self._inflight.add(job)
             self.records[job].attempts.append(Attempt(j.attempt))
             after = tuple((p, self._jobs[p].attempt) for p in sorted(found, key=self.topo.rank))
-            step.instructions.append(Submit(job, j.attempt, self._ahead_inputs(job, found), after))
-            self._note_out(job)
+            inputs = self._ahead_inputs(job, found)
+            step.instructions.append(Submit(job, j.attempt, inputs, after, shared=self._share(job)))
         for entry in kept:
             heapq.heappush(self._candidates, entry)
 
@@ -106,10 +118,8 @@ class SendAhead:
             p = self._jobs[parent]
             if p.status == FINISHED:
                 continue
-            if parent not in self._inflight or p.status not in (UNSTARTED, STARTED) or p.blocked or p.adopted:
-                return None
-            if self.options_for(parent).cache:
-                return None  # it may not run at all: an earlier run's result is looked up when it is sent
+            if parent not in self._inflight or p.status not in (UNSTARTED, STARTED) or p.blocked or not p.shared:
+                return None  # (a parent using the cache never shares: it may not run at all)
             out.add(parent)
         if not out:
             return None  # every parent finished: it is ready, and sent as ready jobs are
@@ -179,7 +189,7 @@ class SendAhead:
         j = self._jobs[job]
         self._inflight.discard(job)
         j.submitted = False
-        j.after, j.early = frozenset(), None
+        j.after, j.early, j.shared = frozenset(), None, False
         self.records[job].attempts.pop()
         self._to_fence.append(job)  # and what was sent ahead of it
         if j.pending == 0 and j.status == UNSTARTED and not self._backing_off(job):

@@ -58,7 +58,7 @@ class _Job:
     blocked: bool = False  # some ancestor failed or aborted
     cached: bool = False  # finished by reusing an earlier run's result
     after: frozenset = frozenset()  # sent ahead of these parents, not seen finishing yet
-    adopted: bool = False  # its attempt was sent by an earlier kernel: its result file is that kernel's
+    shared: bool = False  # its attempt leaves its result in the store at once: children may be sent ahead of it
     early: tuple | None = None  # news of it that waits for them: ("started", engine, at, task) or ("ended", outcome)
 
 
@@ -331,8 +331,7 @@ class MachineBase(SendAhead, MappedItems, LostResults):
             j.submitted = True
             self._inflight.add(job)
             self.records[job].attempts.append(Attempt(j.attempt))
-            step.instructions.append(Submit(job, j.attempt, self._inputs(job)))
-            self._note_out(job)
+            step.instructions.append(Submit(job, j.attempt, self._inputs(job), shared=self._share(job)))
         return room
 
     def _capped(self, jobs: list[str]) -> set[str]:
@@ -363,7 +362,7 @@ class MachineBase(SendAhead, MappedItems, LostResults):
         j = self._jobs[job]
         self._inflight.discard(job)
         j.submitted = False
-        j.after, j.early, j.adopted = frozenset(), None, False
+        j.after, j.early, j.shared = frozenset(), None, False
         if label != ATTEMPT_FINISHED:
             self._to_fence.append(job)  # what was sent ahead of it gets no result from it
         attempt = self.records[job].attempts[-1]

@@ -71,8 +71,13 @@ class DataPlane:
             log.warning("overseer_nb run %s: cannot mark the store for this resume (%s); a task the earlier "
                         "kernel sent ahead may still run when its parents end", self.run.run_id, exc)
 
-    def task_fields(self, job: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The data-plane fields of ``job``'s task: inputs as the engine reads them, its store plan, placement."""
+    def task_fields(self, job: str, inputs: Mapping[str, Any], shared: bool = False) -> dict[str, Any]:
+        """The data-plane fields of ``job``'s task: inputs as the engine reads them, its store plan, placement.
+
+        ``shared``: a child may be sent ahead of it (``steps.Submit.shared``), so
+        its result goes to the store, a small one written before its report goes
+        back (that child starts only after that).
+        """
         stored: list[StoredResult] = []
         where = (self.root, self.run.run_id, self.session)
         sent = {parent: _for_engine(data, stored, where) for parent, data in inputs.items()}
@@ -84,15 +89,11 @@ class DataPlane:
             machine = self.run.machine
             children = machine.topo.children(job)
             caching = machine.options_for(job).cache
-            # a child may be sent ahead of it and read this result before the kernel sees it: it goes to the
-            # store, a small one written before the report goes back (that child starts only after that)
-            ahead = machine.ahead and not caching and any(
-                not machine.topo.is_gate(c) and not machine.options_for(c).cache for c in children)
             plan = {
                 "root": self.root,
                 "session": self.session,
-                "inline": 0 if ahead else self._settings.store_inline_bytes,
-                "sync": self._settings.store_inline_bytes if ahead else 0,
+                "inline": 0 if shared else self._settings.store_inline_bytes,
+                "sync": self._settings.store_inline_bytes if shared else 0,
                 "memory": self._settings.engine_memory_bytes,
                 "hold": bool(children),
                 # the cache compares contents: its own, or a child's that uses the cache

@@ -124,7 +124,7 @@ class RunMachine(UserCommands):
             rec.attempts.append(Attempt(attempt))
         last = rec.attempts[-1]
         last.outcome, last.error, last.end = None, None, None
-        j.submitted = j.adopted = True
+        j.submitted = True  # not shared: nothing is sent ahead of what an earlier kernel sent
         self._inflight.add(job)
         self._ready.discard(job)
         self._start(step, job, engine, at, reason="adopted", started=last.start)

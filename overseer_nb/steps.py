@@ -42,6 +42,8 @@ class Submit:
     attempt: int
     inputs: dict[str, Any]  # parent -> its ResultData (records.ResultData), or an AfterResult
     after: tuple[tuple[str, int], ...] = ()
+    # a child may be sent ahead of it: its result must be in the store before its report leaves the engine
+    shared: bool = False
 
 
 @dataclass(frozen=True)
