@@ -260,6 +260,11 @@ class FdCapture:
 
     def text(self, fd: int, limit: int) -> str:
         """What was written to ``fd`` (1 or 2) during the attempt, bounded to ``limit`` characters."""
+        try:
+            if os.fstat(self.files[fd]).st_size == 0:
+                return ""  # most jobs print nothing: no file to open and read
+        except OSError:
+            pass
         return read_capture(self.paths[fd], limit)
 
     def remove(self) -> None:

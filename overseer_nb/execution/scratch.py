@@ -58,9 +58,14 @@ def scratch_path(run_id: str, job: str, attempt: int) -> str:
     return os.path.join(base_dir(), f"{run}.{safe}.{digest}.{attempt}")
 
 
-def make_scratch(path: str | None) -> str:
+_checked: set[str] = set()  # folders of scratch folders found this user's only, by this process
+
+
+def make_scratch(path: str | None, *, again: bool = True) -> str:
     """Create ``path`` on this host (user-only) and return it; a fresh temp folder if it cannot be."""
-    if path and _private_dir(os.path.dirname(path)):
+    parent = os.path.dirname(path) if path else ""
+    if path and (parent in _checked or _private_dir(parent)):
+        _checked.add(parent)
         try:
             os.mkdir(path, 0o700)
             return path
@@ -68,7 +73,9 @@ def make_scratch(path: str | None) -> str:
             if _private_dir(path):
                 return path
         except OSError:
-            pass
+            _checked.discard(parent)  # its folder went away: made (and checked) anew, once
+            if again:
+                return make_scratch(path, again=False)
     return tempfile.mkdtemp(prefix="overseer_nb-attempt-")
 
 
