@@ -36,6 +36,9 @@ def test_the_demo_notebooks_are_the_five_listed():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
 
 
+EXECUTED = "02-failures-and-retries.ipynb"  # kept with its outputs: a reader on GitHub sees the failure
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_is_stored_with_outputs_cleared(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -43,10 +46,30 @@ def test_notebook_is_stored_with_outputs_cleared(name):
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and nb.cells[0].cell_type == "markdown", "a notebook opens with a title and what it shows"
-    assert [c.execution_count for c in code] == [None] * len(code)
-    assert [c.outputs for c in code] == [[]] * len(code)
+    if name != EXECUTED:
+        assert [c.execution_count for c in code] == [None] * len(code)
+        assert [c.outputs for c in code] == [[]] * len(code)
     assert any("%load_ext overseer_nb" in c.source for c in code)
     assert "as described" in code[-1].source + (code[-2].source if len(code) > 1 else "")
+
+
+def test_the_failures_notebook_is_stored_executed_and_its_snapshot_shows_the_failure():
+    """Stored by ``scripts/execute_notebook.py``: every cell ran in order, none raised, and the picture
+    where the text describes the failure shows it, though the run it shows was fixed further down."""
+    from overseer_nb.display.dot import STATE_STYLE
+
+    nb = nbformat.read(NOTEBOOKS / EXECUTED, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), \
+        "run python scripts/execute_notebook.py notebooks/02-failures-and-retries.ipynb"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not [o for c in code for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    snap = next(c for c in code if "run.snapshot()" in c.source)
+    svg = "".join(o["data"]["image/svg+xml"] for o in snap.outputs if "image/svg+xml" in o.get("data", {}))
+    assert STATE_STYLE["failed"]["fill"] in svg and STATE_STYLE["blocked"]["fill"] in svg, "the snapshot shows the failure"
+    assert "1 failed" in "".join(o["data"]["text/plain"] for o in snap.outputs)
+    final = next(c for c in code if "as described" in c.source)
+    assert "as described" in stream_text(final, "stdout")
 
 
 def isolated_env(tmp_path: Path) -> dict[str, str]:
