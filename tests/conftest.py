@@ -123,3 +123,15 @@ def spy_executor():
 
     return SpyExecutor()
 
+
+@pytest.fixture
+def shell():
+    """An IPython shell with the extension loaded and an empty namespace."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.reset(new_session=False)
+    ip.run_line_magic("load_ext", "overseer_nb")
+    yield ip
+    ip.run_line_magic("unload_ext", "overseer_nb")
+    ip.reset(new_session=False)

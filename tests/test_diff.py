@@ -165,18 +165,6 @@ def test_bad_input_names_the_problem_and_the_fix(tmp_path):
 
 
 # -- the magic ------------------------------------------------------------------------------
-@pytest.fixture
-def shell():
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.reset(new_session=False)
-    ip.run_line_magic("load_ext", "overseer_nb")
-    yield ip
-    ip.run_line_magic("unload_ext", "overseer_nb")
-    ip.reset(new_session=False)
-
-
 def usage_error(shell, source: str) -> str:
     from IPython.core.error import UsageError
 

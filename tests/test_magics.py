@@ -28,17 +28,6 @@ finish: result1, result2
 
 
 @pytest.fixture
-def shell():
-    """An IPython shell with the extension loaded and an empty namespace."""
-    ip = InteractiveShell.instance()
-    ip.reset(new_session=False)
-    ip.run_line_magic("load_ext", "overseer_nb")
-    yield ip
-    ip.run_line_magic("unload_ext", "overseer_nb")
-    ip.reset(new_session=False)
-
-
-@pytest.fixture
 def nb(shell, client):
     """The shell, with runs going to the shared 2-engine test cluster."""
     ov.use_cluster(client)

@@ -9,7 +9,7 @@ from .cluster import LOCAL_CONTROLLER_ARGS, current_client, describe, prestart, 
 from .connection import queue_status
 from .engine import engine_identity
 from .ipp import IPyParallelExecutor, connect, store_problem
-from .processes import EngineProcess, engine_process
+from .processes import EngineProcess, engine_process, pid_alive
 from .seam import Detached, Executor, Task, outcome_from_report
 from .shipping import Shipper
 from .threads import ThreadExecutor
@@ -32,6 +32,7 @@ __all__ = [
     "engine_identity",
     "engine_process",
     "EngineProcess",
+    "pid_alive",
     "queue_status",
     "LOCAL_CONTROLLER_ARGS",
 ]

@@ -42,7 +42,13 @@ def pid_alive(pid: int) -> bool:
             state = f.read().rsplit(b")", 1)[1].split()[0]
         return state not in (b"Z", b"X")
     except (OSError, IndexError):
-        return True  # no /proc to ask: it answered the signal
+        pass
+    try:  # no /proc to ask
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except Exception:
+        return True  # it answered the signal
 
 
 def process_start(pid: int) -> float | None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RunOwnerError
+from ..execution import pid_alive
 
 __all__ = [
     "HEARTBEAT_EVERY", "STALE_AFTER", "this_process", "owner_alive", "is_this_process", "may_take",
@@ -44,18 +45,7 @@ def owner_alive(row: Mapping[str, Any]) -> bool:
         return time.time() - heartbeat < STALE_AFTER
     if pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child not yet reaped still has a pid
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True
+    return pid_alive(pid)  # a killed child not yet reaped (a zombie) counts as gone
 
 
 def is_this_process(owner: Mapping[str, Any]) -> bool:
