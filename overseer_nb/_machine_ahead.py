@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .graph import item_key, split_key
 from .records import Attempt, ErrorInfo, ItemsOf, Outcome
 from .states import ATTEMPT_LOST, FINISHED, OUTCOME_FENCED, STARTED, UNSTARTED
-from .steps import AfterResult, Step, Submit, Withdraw
+from .steps import SHARE_MEMORY, SHARE_STORE, AfterResult, Step, Submit, Withdraw
 
 if TYPE_CHECKING:
     from ._machine_base import MachineBase
@@ -53,23 +53,26 @@ class SendAhead:
         self._candidates: list[tuple[Any, str]] = []  # (rank, job): children of jobs out, to consider
 
     # -- sending ---------------------------------------------------------------------
-    def _share(self: MachineBase, job: str) -> bool:
-        """``job`` is being sent: may its children be sent ahead of it? Then it shares its result at once.
+    def _share(self: MachineBase, job: str) -> str:
+        """``job`` is being sent: may its children be sent ahead of it? Then how it shares its result (or '').
 
         Only while too few jobs that can start now are out to keep every engine
         busy (``ahead_below``); otherwise the engines have work until the kernel
         sends its children once it finished, and sharing would cost the cluster
-        a store file per job and gain nothing.
+        work and gain nothing. A job whose one such child has no other parent (a
+        chain) keeps its result in its engine's memory, where that child will
+        run; any other writes it to the store, so its children can run on every engine.
         """
         if not self.ahead or self.options_for(job).cache:
-            return False
+            return ""
         children = [c for c in self.topo.children(job) if not self.topo.is_gate(c) and not self.options_for(c).cache]
         if not children or self._ready_out() > self.ahead_below:
-            return False
-        self._jobs[job].shared = True
+            return ""
+        chain = len(children) == 1 and len(self.topo.parents(children[0])) == 1
+        shared = self._jobs[job].shared = SHARE_MEMORY if chain else SHARE_STORE
         for child in children:
             heapq.heappush(self._candidates, (self.topo.rank(child), child))
-        return True
+        return shared
 
     def _ready_out(self: MachineBase) -> int:
         """Jobs out whose parents all finished: those an engine can start now."""
@@ -101,8 +104,9 @@ class SendAhead:
             self._inflight.add(job)
             self.records[job].attempts.append(Attempt(j.attempt))
             after = tuple((p, self._jobs[p].attempt) for p in sorted(found, key=self.topo.rank))
+            follow = tuple((p, n) for p, n in after if self._jobs[p].shared == SHARE_MEMORY)
             inputs = self._ahead_inputs(job, found)
-            step.instructions.append(Submit(job, j.attempt, inputs, after, shared=self._share(job)))
+            step.instructions.append(Submit(job, j.attempt, inputs, after, shared=self._share(job), follow=follow))
         for entry in kept:
             heapq.heappush(self._candidates, entry)
 
@@ -113,14 +117,17 @@ class SendAhead:
             return None
         if self.topo.is_gate(job) or self.options_for(job).cache or self._backing_off(job):
             return None
-        out = set()
+        out, in_memory = set(), 0
         for parent in self.topo.parents(job):
             p = self._jobs[parent]
             if p.status == FINISHED:
                 continue
             if parent not in self._inflight or p.status not in (UNSTARTED, STARTED) or p.blocked or not p.shared:
                 return None  # (a parent using the cache never shares: it may not run at all)
+            in_memory += p.shared == SHARE_MEMORY
             out.add(parent)
+        if in_memory > 1:
+            return None  # it cannot run on two engines at once: it waits for one of them to finish
         if not out:
             return None  # every parent finished: it is ready, and sent as ready jobs are
         if capping and self._capped([job]):
@@ -189,7 +196,7 @@ class SendAhead:
         j = self._jobs[job]
         self._inflight.discard(job)
         j.submitted = False
-        j.after, j.early, j.shared = frozenset(), None, False
+        j.after, j.early, j.shared = frozenset(), None, ""
         self.records[job].attempts.pop()
         self._to_fence.append(job)  # and what was sent ahead of it
         if j.pending == 0 and j.status == UNSTARTED and not self._backing_off(job):

@@ -58,7 +58,7 @@ class _Job:
     blocked: bool = False  # some ancestor failed or aborted
     cached: bool = False  # finished by reusing an earlier run's result
     after: frozenset = frozenset()  # sent ahead of these parents, not seen finishing yet
-    shared: bool = False  # its attempt leaves its result in the store at once: children may be sent ahead of it
+    shared: str = ""  # how its attempt shares its result with children sent ahead of it (steps.SHARE_*), or ''
     early: tuple | None = None  # news of it that waits for them: ("started", engine, at, task) or ("ended", outcome)
 
 
@@ -362,7 +362,7 @@ class MachineBase(SendAhead, MappedItems, LostResults):
         j = self._jobs[job]
         self._inflight.discard(job)
         j.submitted = False
-        j.after, j.early, j.shared = frozenset(), None, False
+        j.after, j.early, j.shared = frozenset(), None, ""
         if label != ATTEMPT_FINISHED:
             self._to_fence.append(job)  # what was sent ahead of it gets no result from it
         attempt = self.records[job].attempts[-1]

@@ -80,7 +80,7 @@ class UserCommands(MachineBase):
             return
         self._inflight.discard(job)
         j.submitted = False
-        j.after, j.early, j.shared = frozenset(), None, False
+        j.after, j.early, j.shared = frozenset(), None, ""
         self.records[job].attempts.pop()
         if j.pending == 0:
             self._ready.add(job)

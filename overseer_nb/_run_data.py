@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .config import defaults
 from .records import ItemOf, ItemsOf, StoredResult
 from .states import FINISHED, STARTED
-from .steps import AfterResult, Step
+from .steps import SHARE_MEMORY, SHARE_STORE, AfterResult, Step
 from .store import begin_session, result_path
 
 if TYPE_CHECKING:
@@ -71,12 +71,13 @@ class DataPlane:
             log.warning("overseer_nb run %s: cannot mark the store for this resume (%s); a task the earlier "
                         "kernel sent ahead may still run when its parents end", self.run.run_id, exc)
 
-    def task_fields(self, job: str, inputs: Mapping[str, Any], shared: bool = False) -> dict[str, Any]:
+    def task_fields(self, job: str, inputs: Mapping[str, Any], shared: str = "") -> dict[str, Any]:
         """The data-plane fields of ``job``'s task: inputs as the engine reads them, its store plan, placement.
 
-        ``shared``: a child may be sent ahead of it (``steps.Submit.shared``), so
-        its result goes to the store, a small one written before its report goes
-        back (that child starts only after that).
+        ``shared`` (``steps.Submit.shared``): a child may be sent ahead of it.
+        ``store``: its result goes to the store, a small one written before its
+        report goes back (that child starts only after that); ``memory``: its one
+        such child runs on its engine, and a small result stays there too.
         """
         stored: list[StoredResult] = []
         where = (self.root, self.run.run_id, self.session)
@@ -92,8 +93,9 @@ class DataPlane:
             plan = {
                 "root": self.root,
                 "session": self.session,
-                "inline": 0 if shared else self._settings.store_inline_bytes,
-                "sync": self._settings.store_inline_bytes if shared else 0,
+                "inline": 0 if shared == SHARE_STORE else self._settings.store_inline_bytes,
+                "sync": self._settings.store_inline_bytes if shared == SHARE_STORE else 0,
+                "keep": shared == SHARE_MEMORY,
                 "memory": self._settings.engine_memory_bytes,
                 "hold": bool(children),
                 # the cache compares contents: its own, or a child's that uses the cache

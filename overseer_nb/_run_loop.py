@@ -336,6 +336,7 @@ class RunLoop:
             max_result_bytes=opts.max_result_bytes,
             max_output_chars=opts.max_output_chars,
             after=ins.after,
+            follow=ins.follow,
             **run.data.task_fields(job, ins.inputs, ins.shared),
         )
         self.codes.note(run.machine.records[job], ins.attempt, task.stages)

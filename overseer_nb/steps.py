@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Transition", "Submit", "AfterResult", "Interrupt", "Withdraw", "Step"]
+__all__ = ["Transition", "Submit", "AfterResult", "Interrupt", "Withdraw", "Step", "SHARE_STORE", "SHARE_MEMORY"]
+
+SHARE_STORE = "store"
+SHARE_MEMORY = "memory"
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,10 @@ class Submit:
     attempt: int
     inputs: dict[str, Any]  # parent -> its ResultData (records.ResultData), or an AfterResult
     after: tuple[tuple[str, int], ...] = ()
-    # a child may be sent ahead of it: its result must be in the store before its report leaves the engine
-    shared: bool = False
+    # a child may be sent ahead of it: SHARE_STORE, its result is in the store before its report leaves the
+    # engine; SHARE_MEMORY, its one such child runs on its engine (``follow``) and reads it from memory
+    shared: str = ""
+    follow: tuple[tuple[str, int], ...] = ()  # of ``after``, the attempt whose engine it must run on
 
 
 @dataclass(frozen=True)

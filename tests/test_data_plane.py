@@ -163,10 +163,19 @@ def test_small_results_travel_inline_and_the_store_is_left_empty(client, tmp_pat
     assert run.results == {"small": {"n": 3}, "use": 6}
     assert isinstance(run.jobs["small"].result_data, bytes)
     assert not os.path.exists(tmp_path / "store" / run.run_id)
-    # sent ahead (the default), "use" may read "small" before the kernel sees it: that one goes to the store
+    # sent ahead of "small" (eager dispatch, the default), its one child "use" runs on its engine and reads
+    # its result from that engine's memory: it still travels inline, and the store stays empty
     run = ov.run({"small": [], "use": ["small"]}, {"small": small, "use": use}, cluster=client, journal=False,
                  store=str(tmp_path / "store")).wait(60)
     assert run.results == {"small": {"n": 3}, "use": 6}
+    assert isinstance(run.jobs["small"].result_data, bytes)
+    assert run.jobs["use"].engine == run.jobs["small"].engine
+    assert not os.path.exists(tmp_path / "store" / run.run_id)
+    # two children sent ahead may run on both engines: the parent's small result goes to the store for them
+    graph = {"small": [], "use": ["small"], "also": ["small"]}
+    run = ov.run(graph, {"small": small, "use": use, "also": use}, cluster=client, journal=False,
+                 store=str(tmp_path / "store")).wait(60)
+    assert run.results == {"small": {"n": 3}, "use": 6, "also": 6}
     assert run.jobs["small"].stored is not None and run.jobs["small"].stored.exists()
     assert isinstance(run.jobs["use"].result_data, bytes)  # a leaf's result still travels inline
     assert os.listdir(tmp_path / "store" / run.run_id) == ["small.1.ovnb"]

@@ -138,7 +138,7 @@ class Connection(Watchdog, Placement):
             return
         self.ensure_watchdog()
         scratch = scratch_path(task.run_id, task.job, task.attempt)
-        after = self._after(port, task)
+        after, follow = self._after(port, task.after), self._after(port, task.follow)
         view = self.view if after else self._view_for(task.prefer, task.prefer_wait)
         # the label lets a kernel that resumes the run ask the hub what this one sent (recovery.sent_tasks).
         # The flags are given to this one task (the view's own are shared, and setting them through its
@@ -146,7 +146,7 @@ class Connection(Watchdog, Placement):
         packed = pack_call({**call, "scratch": scratch})
         f, args, kwargs = (packed[0], (packed[1],), {}) if packed else (run_attempt, (), {"scratch": scratch, **call})
         with self._submitting:
-            ar = view._really_apply(f, args, kwargs, block=False, after=after, label=task.label)
+            ar = view._really_apply(f, args, kwargs, block=False, after=after, follow=follow, label=task.label)
         flight = _Flight(port, task, ar, scratch, call.get("capture_limit", task.max_output_chars))
         flight.placed = task.prefer if view is not self.view else None
         with self._lock:
@@ -159,16 +159,18 @@ class Connection(Watchdog, Placement):
             self._seen_on(flight, engine)
         ar.add_done_callback(lambda _f: self._on_done(flight))
 
-    def _after(self, port: IPyParallelExecutor, task: Task) -> list[str]:
-        """The tasks of ``task.after`` still out: the scheduler starts ``task`` once they end.
+    def _after(self, port: IPyParallelExecutor, attempts: tuple[tuple[str, int], ...]) -> list[str]:
+        """The task ids of ``attempts`` (``Task.after``, ``Task.follow``) still out.
 
-        One that ended already is left out (its result, or its absence, is in
-        the store by now).
+        The scheduler starts a task after those (on the engine of those it
+        follows). One that ended already is left out: its result, or its
+        absence, is where the task looks by now (a task that then runs
+        elsewhere than an input kept in memory finds nothing and is sent again).
         """
-        if not task.after:
+        if not attempts:
             return []
         with self._lock:
-            found = [self._flights.get((id(port), job, attempt)) for job, attempt in task.after]
+            found = [self._flights.get((id(port), job, attempt)) for job, attempt in attempts]
         return [f.msg_id for f in found if f is not None and not f.ended]
 
     def _engine_of(self, uuid: Any) -> int | None:

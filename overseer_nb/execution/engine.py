@@ -278,8 +278,8 @@ def _pack_result(job_type: str, result: Any, max_result_bytes: int | None, store
         else:
             blob, ref = keep(result, root=store["root"], run_id=run_id, job=job_type, attempt=attempt,
                              inline_limit=store["inline"], memory_bound=store["memory"], hold=store["hold"],
-                             max_bytes=max_result_bytes, digest=store.get("digest", False),
-                             sync=store.get("sync", 0), session=store.get("session", ""))
+                             max_bytes=max_result_bytes, digest=store.get("digest", False), sync=store.get("sync", 0),
+                             session=store.get("session", ""), keep_small=store.get("keep", False))
             size = len(blob) if blob is not None else ref["nbytes"]
     except TooLarge as exc:
         size = exc.nbytes

@@ -88,23 +88,27 @@ def summary_of(value: Any) -> tuple[str, str]:
 
 def keep(value: Any, *, root: str, run_id: str, job: str, attempt: int, inline_limit: int,
          memory_bound: int, hold: bool, max_bytes: int | None = None,
-         digest: bool = False, sync: int = 0, session: str = "") -> tuple[bytes | None, dict | None]:
+         digest: bool = False, sync: int = 0, session: str = "",
+         keep_small: bool = False) -> tuple[bytes | None, dict | None]:
     """Keep ``value``: ``(pickle, None)`` for a small one, else ``(None, ref)`` with it in the store.
 
     ``hold``: also keep it in this engine's memory (a child needs it). The
     file is written by a thread; ``ref`` (path, nbytes, type, summary) goes
     back at once. One of at most ``sync`` bytes (and no out-of-band buffers)
     is written before this returns: a child sent ahead may start as soon as
-    the report is out. Raises whatever pickling raises, and :class:`TooLarge`
-    for a result over ``max_bytes``.
+    the report is out; with ``keep_small``, a small one also stays in this
+    engine's memory (a child sent ahead to run here reads it there). Raises
+    whatever pickling raises, and :class:`TooLarge` for a result over ``max_bytes``.
     """
     data, buffers = dumps_parts(value)
     nbytes = len(data) + sum(b.nbytes for b in buffers)
     if max_bytes is not None and nbytes > max_bytes:
         raise TooLarge(nbytes)
-    if nbytes <= inline_limit and not buffers:
-        return data, None
     path = result_path(root, run_id, job, attempt, session)
+    if nbytes <= inline_limit and not buffers:
+        if keep_small and hold:
+            _hold(path, value, nbytes, memory_bound)
+        return data, None
     if nbytes <= sync and not buffers:
         return _keep_now(value, path, data, nbytes, hold, memory_bound, digest)
     try:

@@ -51,6 +51,7 @@ class Task:
     prefer_wait: bool = False  # that input is big: run it there even behind one job
     index: int | None = None  # an item of a mapped type: which one (``job.index``)
     after: tuple[tuple[str, int], ...] = ()  # attempts (job, attempt) of this run to start after (eager dispatch)
+    follow: tuple[tuple[str, int], ...] = ()  # of those, the one whose engine it must run on (it holds the input)
 
     @property
     def id(self) -> str:
