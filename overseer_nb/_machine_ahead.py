@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .graph import item_key, split_key
 from .records import Attempt, ErrorInfo, ItemsOf, Outcome
-from .states import ATTEMPT_LOST, FINISHED, OUTCOME_FENCED, STARTED, UNSTARTED
+from .states import ATTEMPT_CANCELLED, FINISHED, OUTCOME_FENCED, STARTED, UNSTARTED
 from .steps import SHARE_MEMORY, SHARE_STORE, AfterResult, Step, Submit, Withdraw
 
 if TYPE_CHECKING:
@@ -207,9 +207,10 @@ class SendAhead:
     def _on_fenced(self: MachineBase, step: Step, job: str, outcome: Outcome, at: float) -> None:
         """The task found a parent's result missing and ended without running its handler: send it again later."""
         if self._jobs[job].status == STARTED:
-            # its parents were seen finishing, but a result was not where it looked (one that could not be
-            # written to the store came back with the report): it runs again, sent with what the kernel has
-            self._end_attempt(job, outcome, ATTEMPT_LOST, at, ErrorInfo("Fenced", outcome.message))
+            # its parents were seen finishing, but a result was not where it looked (still being written on
+            # another engine, or one that could not be written came back with the report): sent again by the
+            # kernel, placed near its input, with what the kernel has; its handler did not run
+            self._end_attempt(job, outcome, ATTEMPT_CANCELLED, at, ErrorInfo("Fenced", outcome.message))
             self._back_for_input(step, job, at, outcome.message)
             return
         self._unsend_ahead(job)

@@ -58,6 +58,7 @@ class _Job:
     blocked: bool = False  # some ancestor failed or aborted
     cached: bool = False  # finished by reusing an earlier run's result
     after: frozenset = frozenset()  # sent ahead of these parents, not seen finishing yet
+    done_at: float = 0.0  # when it was last shown finished
     shared: str = ""  # how its attempt shares its result with children sent ahead of it (steps.SHARE_*), or ''
     early: tuple | None = None  # news of it that waits for them: ("started", engine, at, task) or ("ended", outcome)
 
@@ -181,6 +182,8 @@ class MachineBase(SendAhead, MappedItems, LostResults):
         j = self._jobs[job]
         check_transition(j.status, new, reason, job=job)
         old, j.status = j.status, new
+        if new == FINISHED:
+            j.done_at = at
         if new != UNSTARTED:
             j.waiting_reason = None
         rec = self.records[job]

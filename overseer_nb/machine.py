@@ -325,7 +325,10 @@ class RunMachine(UserCommands):
         j.engine = engine
         attempt = self.records[job].attempts[-1]
         attempt.engine, attempt.start = engine, started if started is not None else at
-        self._move(step, job, STARTED, reason, at)
+        # shown started no earlier than its parents were shown finished: one sent ahead may have been
+        # taken by an engine (at ``at``) before this kernel heard its parent end
+        shown = max([at, *(self._jobs[p].done_at for p in self.topo.parents(job))])
+        self._move(step, job, STARTED, reason, shown)
         timeout = self.options_for(job).timeout
         if timeout is not None:
             heapq.heappush(self._deadlines, (at + timeout, job, j.attempt))

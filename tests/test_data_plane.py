@@ -125,8 +125,9 @@ def test_a_child_on_another_engine_reads_the_result_from_the_store(client, tmp_p
     nbytes = 100 * MIB
     set_defaults(Overseer(follow_input_bytes=2**40))  # never wait for the engine that holds it
     try:
-        with PeakRSS() as mem:
-            run = ov.run(GRAPH, big_handlers(nbytes), cluster=client, journal=False, store=str(tmp_path)).wait(120)
+        with PeakRSS() as mem:  # sent once "make" finished (a child sent ahead would move to its engine)
+            run = ov.run(GRAPH, big_handlers(nbytes), cluster=client, journal=False, store=str(tmp_path),
+                         eager=False).wait(120)
     finally:
         set_defaults(None)
     assert run.succeeded, run.summary()

@@ -105,7 +105,7 @@ def test_a_job_shows_started_in_the_journal_only_once_an_engine_took_it(client, 
     assert run.succeeded
     moves = rows(journal, "SELECT job, new, at FROM transitions WHERE run_id = ? ORDER BY at", (run.run_id,))
     at = {(job, new): when for job, new, when in moves}
-    assert at[("parent", "finished")] <= at[("child", "started")] <= at[("child", "finished")]
+    assert at[("parent", "finished")] <= at[("child", "started")] <= at[("child", "finished")], moves
     assert at[("child", "finished")] <= at[("grandchild", "started")]
 
 

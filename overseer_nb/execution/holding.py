@@ -56,11 +56,17 @@ class InputLost(Exception):
 
 
 class NotFinished(Exception):
-    """A task sent ahead of ``job``, whose attempt left no result: it did not finish (or was withdrawn)."""
+    """A task sent ahead of ``job`` cannot use its result here: its attempt left none, or writes it elsewhere.
 
-    def __init__(self, job: str):
-        super().__init__(f"it was sent ahead of {job!r}, whose attempt left no result; "
-                         f"it runs when {job!r} finishes")
+    Left none: it did not finish (or was withdrawn). Another engine still
+    writing it (a big result): the task is sent again to run there, which beats
+    waiting for the whole file here, as a task the kernel sends is placed.
+    """
+
+    def __init__(self, job: str, elsewhere: bool = False):
+        why = ("whose big result is still being written on another engine; it is sent again to run there"
+               if elsewhere else f"whose attempt left no result; it runs when {job!r} finishes")
+        super().__init__(f"it was sent ahead of {job!r}, {why}")
         self.job = job
 
 
@@ -240,8 +246,11 @@ def _read(job: str, inp: dict) -> Any:
             _hold(path, value, int(inp.get("nbytes", 0)), _bound[0])
             return value
         except StoreFileError as exc:
-            if inp.get("after") and not any(os.path.exists(path + end) for end in ("", PENDING, FAILED)):
-                raise NotFinished(job) from exc  # the scheduler started it after its parent ended: no result
+            if inp.get("after"):  # the scheduler started it after its parent ended
+                if not any(os.path.exists(path + end) for end in ("", PENDING, FAILED)):
+                    raise NotFinished(job) from exc  # no result
+                if not os.path.exists(path) and not _why_missing(path):
+                    raise NotFinished(job, elsewhere=True) from exc  # written on another engine now
             why = _why_missing(path)
             if why:
                 raise InputLost(job, why) from exc
