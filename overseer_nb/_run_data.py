@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import defaults
 from .records import ItemOf, ItemsOf, StoredResult
-from .states import FINISHED, STARTED
+from .states import FINISHED
 from .steps import SHARE_MEMORY, SHARE_STORE, AfterResult, Step
 from .store import begin_session, result_path
 
@@ -107,7 +107,12 @@ class DataPlane:
         return {"inputs": sent, "store": plan, "prefer": biggest.engine, "prefer_wait": wait}
 
     def after_step(self, step: Step) -> None:
-        """Note results engines now hold; let an engine forget one once every job that needs it has started."""
+        """Note results engines now hold; let an engine forget one once every job that needs it has finished.
+
+        Finished, not started: a job that started may still go back before it
+        read its input (sent ahead to an engine where that input was not, it is
+        sent again to the engine that holds it).
+        """
         if not step.transitions:
             return
         if self.run.machine.ahead:
@@ -115,22 +120,22 @@ class DataPlane:
         topo, jobs = self.run.machine.topo, self.run.machine.records
         by_engine: dict[Any, list[str]] = {}
         for t in step.transitions:
-            if t.new == FINISHED and t.job in jobs:
-                stored = jobs[t.job].stored
-                readers = [c for c in topo.children(t.job) if not topo.is_gate(c)]
-                small = stored is not None and stored.nbytes <= self._settings.store_inline_bytes
-                if stored is not None and stored.engine is not None and readers and not small:
-                    self._held[t.job] = (stored, set(readers))
-                    self._holding = True
-            elif t.new == STARTED:
-                for parent in topo.parents(t.job):
-                    found = self._held.get(parent)
-                    if found is None:
-                        continue
-                    found[1].discard(t.job)
-                    if not found[1]:
-                        del self._held[parent]
-                        by_engine.setdefault(found[0].engine, []).append(found[0].path)
+            if t.new != FINISHED or t.job not in jobs:
+                continue
+            for parent in topo.parents(t.job):
+                found = self._held.get(parent)
+                if found is None:
+                    continue
+                found[1].discard(t.job)
+                if not found[1]:
+                    del self._held[parent]
+                    by_engine.setdefault(found[0].engine, []).append(found[0].path)
+            stored = jobs[t.job].stored
+            readers = [c for c in topo.children(t.job) if not topo.is_gate(c)]
+            small = stored is not None and stored.nbytes <= self._settings.store_inline_bytes
+            if stored is not None and stored.engine is not None and readers and not small:
+                self._held[t.job] = (stored, set(readers))
+                self._holding = True
         for engine, paths in by_engine.items():
             self.run.executor.release(engine, paths)
 
