@@ -189,10 +189,14 @@ class SendAhead:
                 c = self._jobs[child]
                 if child in self._inflight and parent in c.after:
                     step.instructions.append(Withdraw(child, c.attempt))
-                    self._unsend_ahead(child)
+                    self._forget_unsent(child)
 
-    def _unsend_ahead(self: MachineBase, job: str) -> None:
-        """Forget the attempt of ``job`` sent ahead (it never ran); its number stays used."""
+    def _forget_unsent(self: MachineBase, job: str) -> None:
+        """Forget the current attempt of ``job``, sent and never run (withdrawn, fenced); its number stays used.
+
+        It is ready again once its parents finished; what was sent ahead of it
+        is withdrawn at the next step.
+        """
         j = self._jobs[job]
         self._inflight.discard(job)
         j.submitted = False
@@ -213,4 +217,4 @@ class SendAhead:
             self._end_attempt(job, outcome, ATTEMPT_CANCELLED, at, ErrorInfo("Fenced", outcome.message))
             self._back_for_input(step, job, at, outcome.message)
             return
-        self._unsend_ahead(job)
+        self._forget_unsent(job)

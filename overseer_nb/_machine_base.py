@@ -352,7 +352,7 @@ class MachineBase(SendAhead, MappedItems, LostResults):
             return
         if j.after and j.status != STARTED:  # sent ahead, never ran: forgotten, as if it had waited here
             step.instructions.append(Withdraw(job, j.attempt))
-            self._unsend_ahead(job)
+            self._forget_unsent(job)
             return
         if j.status == STARTED:
             step.instructions.append(Interrupt(job, j.attempt, j.engine, self.options_for(job).kill_grace))

@@ -78,12 +78,7 @@ class UserCommands(MachineBase):
         j = self._jobs[job]
         if j.attempt != attempt or not j.submitted or j.status != UNSTARTED:
             return
-        self._inflight.discard(job)
-        j.submitted = False
-        j.after, j.early, j.shared = frozenset(), None, ""
-        self.records[job].attempts.pop()
-        if j.pending == 0:
-            self._ready.add(job)
+        self._forget_unsent(job)
 
     # -- user commands ---------------------------------------------------------
     def retry(self, job: str | None, at: float, *, dry_run: bool = False) -> Step:

@@ -171,7 +171,7 @@ class RunMachine(UserCommands):
             j = self._jobs[job]
             named = (job, j.attempt) in partial
             if named and self._waits_on_parents(job):  # sent ahead, never shown started: send it again
-                self._unsend_ahead(job)
+                self._forget_unsent(job)
                 continue
             if (j.status == STARTED and j.engine == engine) or (named and j.status == UNSTARTED and j.submitted):
                 out, err = partial.get((job, j.attempt), ("", ""))
