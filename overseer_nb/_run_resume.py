@@ -37,21 +37,21 @@ def still_on_the_cluster(run: Run) -> dict[tuple[str, int], Any]:
     """
     if run.started:
         return {}
-    lost = {}
+    lost: dict[str, tuple[int, str]] = {}  # job -> (attempt, task id) of the latest one to ask about
     for job, rec in run.jobs.items():
         last = rec.attempts[-1] if rec.attempts else None
         # lost with its kernel: no end was ever recorded (an engine loss records one)
         if rec.status == UNSTARTED and last and last.task and last.outcome == ATTEMPT_LOST and last.end is None:
-            lost[(job, last.number)] = (last.task, run.run_id)
+            lost[job] = (last.number, last.task)
     for (job, number), (task, ran) in sorted(run.executor.sent_tasks(run.run_id).items()):
         rec = run.jobs.get(job)
         if rec is None or rec.status != UNSTARTED:
             continue
         run.machine.skip_past(job, number)
         if ran and number > max((a.number for a in rec.attempts), default=0):
-            lost = {key: v for key, v in lost.items() if key[0] != job}  # the later one counts
-            lost[(job, number)] = (task, run.run_id)
-    return run.executor.recover(lost) if lost else {}
+            lost[job] = (number, task)  # the later one counts
+    asked = {(job, number): (task, run.run_id) for job, (number, task) in lost.items()}
+    return run.executor.recover(asked) if asked else {}
 
 
 def unfinished_jobs(run: Run) -> set[str]:
