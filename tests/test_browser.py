@@ -11,6 +11,7 @@ test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,8 +69,6 @@ handlers = {"fetch": fetch, "parse": parse, "archive": archive, "summarize": sum
 
 def write_notebook(path: Path, *, cluster: bool) -> int:
     """The scenario notebook; returns how many cells run before the retry."""
-    import nbformat
-
     setup = ["import os", "import overseer_nb as ov", f'INPUT = os.path.abspath("{path.stem}-input.csv")']
     if cluster:
         setup.append("ov.use_cluster(engines=2)")
@@ -85,10 +84,38 @@ def write_notebook(path: Path, *, cluster: bool) -> int:
         cells.append("ov.stop_cluster()")
     else:
         cells.append("display(run)  # a second view of the same run")
+    notebook_of(path, cells)
+    return 4 if cluster else 5
+
+
+def notebook_of(path: Path, cells: list[str]) -> None:
+    """Write a Python 3 notebook of ``cells`` (code) to ``path``."""
+    import nbformat
+
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
-    return 4 if cluster else 5
+
+
+def open_notebook(page, server, name: str, url: str = "/lab/tree/") -> None:
+    """Open notebook ``name`` of the server's folder in ``page`` and wait until its kernel is ready."""
+    page.goto(f"{server.base}{url}{name}?token={server.token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor", timeout=60_000)
+    server.wait_kernel_ready(name)
+
+
+@contextlib.contextmanager
+def new_page(browser, shot: str):
+    """A new page for the block; a full-page screenshot test-artifacts/<shot>-error.png if it fails; then closed."""
+    page = browser.new_page()
+    try:
+        yield page
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{shot}-error.png"), full_page=True)
+        raise
+    finally:
+        page.close()
 
 
 # -- the Jupyter server -------------------------------------------------------------------------
@@ -254,9 +281,7 @@ def scenario(page, server, name: str, url: str, *, cluster: bool, shot: str) -> 
 
     nb_path = server.root / name
     before_retry = write_notebook(nb_path, cluster=cluster)
-    page.goto(f"{server.base}{url}{name}?token={server.token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor", timeout=60_000)
-    server.wait_kernel_ready(name)
+    open_notebook(page, server, name, url)
     run_cells(page, before_retry)
 
     wait_states(page, {"fetch": "finished", "archive": "finished", "parse": "failed",
@@ -355,15 +380,8 @@ def scenario(page, server, name: str, url: str, *, cluster: bool, shot: str) -> 
 
 
 def test_jupyterlab_retry_failed(server, browser):
-    page = browser.new_page()
-    try:
+    with new_page(browser, "lab") as page:
         scenario(page, server, "lab_scenario.ipynb", "/lab/tree/", cluster=False, shot="lab")
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "lab-error.png"), full_page=True)
-        raise
-    finally:
-        page.close()
     picture = ROOT / "docs" / "widget.png"
     if not picture.exists() or os.environ.get("OVERSEER_NB_UPDATE_PICTURE"):
         shutil.copy(ARTIFACTS / "lab-failed.png", picture)  # the README's picture of the panel
@@ -371,12 +389,5 @@ def test_jupyterlab_retry_failed(server, browser):
 
 @pytest.mark.cluster
 def test_notebook7_retry_failed_on_a_cluster(server, browser):
-    page = browser.new_page()
-    try:
+    with new_page(browser, "notebook7") as page:
         scenario(page, server, "nb7_scenario.ipynb", "/notebooks/", cluster=True, shot="notebook7")
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "notebook7-error.png"), full_page=True)
-        raise
-    finally:
-        page.close()

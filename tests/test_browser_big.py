@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_browser import ARTIFACTS, browser, run_cells, server  # noqa: F401 - fixtures
+from test_browser import ARTIFACTS, browser, new_page, notebook_of, open_notebook, run_cells, server  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -106,75 +106,63 @@ def timings(page) -> dict:
 
 
 def test_a_10000_job_graph_shows_at_once_and_stays_live(server, browser):  # noqa: F811 - the imported fixtures
-    import nbformat
-
     name = "big_graph.ipynb"
-    cells = [SETUP, START, LAYOUT, RELEASE, SECOND]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, server.root / name)
-    page = browser.new_page()
+    notebook_of(server.root / name, [SETUP, START, LAYOUT, RELEASE, SECOND])
     report: dict = {}
     try:
-        page.goto(f"{server.base}/lab/tree/{name}?token={server.token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor", timeout=60_000)
-        server.wait_kernel_ready(name)
-        run_cells(page, 1)  # the graph and handlers, not timed
+        with new_page(browser, "big-graph") as page:
+            open_notebook(page, server, name)
+            run_cells(page, 1)  # the graph and handlers, not timed
 
-        page.evaluate(WATCH, [0, 0])
-        run_cells(page, 1, first=1)
-        report["first"] = first = timings(page)
-        root = page.locator(".overseer-graph").first
-        # the quick picture has every job as a node
-        assert first["first_layout"] == "layered"
-        assert count(page, "g[data-job]") == JOBS
+            page.evaluate(WATCH, [0, 0])
+            run_cells(page, 1, first=1)
+            report["first"] = first = timings(page)
+            root = page.locator(".overseer-graph").first
+            # the quick picture has every job as a node
+            assert first["first_layout"] == "layered"
+            assert count(page, "g[data-job]") == JOBS
 
-        # live: every job but the held one finishes on the quick picture
-        wait_count(page, 'g[data-state="finished"]', JOBS - 1)
-        assert root.locator(f'g[data-job="{HELD}"]').get_attribute("data-state") == "started"
-        assert page.evaluate("() => document.querySelector('.overseer-graph').dataset.layout") == "layered"
-        assert "the Graphviz layout follows" in root.locator(".ov-layout-note").text_content()
-        page.evaluate("() => { document.querySelector('.overseer-graph .ov-canvas svg').__ovMark = 'first'; }")
-        root.locator('g[data-job="job00041"]').click()
-        panel = root.locator(".ov-panel")
-        panel.locator(".ov-attempts tbody tr").wait_for(timeout=10_000)
-        assert panel.locator(".ov-panel-title").text_content() == "job00041"
+            # live: every job but the held one finishes on the quick picture
+            wait_count(page, 'g[data-state="finished"]', JOBS - 1)
+            assert root.locator(f'g[data-job="{HELD}"]').get_attribute("data-state") == "started"
+            assert page.evaluate("() => document.querySelector('.overseer-graph').dataset.layout") == "layered"
+            assert "the Graphviz layout follows" in root.locator(".ov-layout-note").text_content()
+            page.evaluate("() => { document.querySelector('.overseer-graph .ov-canvas svg').__ovMark = 'first'; }")
+            root.locator('g[data-job="job00041"]').click()
+            panel = root.locator(".ov-panel")
+            panel.locator(".ov-attempts tbody tr").wait_for(timeout=10_000)
+            assert panel.locator(".ov-panel-title").text_content() == "job00041"
 
-        # Graphviz's layout replaces the picture, coloured with the states sent before it
-        run_cells(page, 1, first=2)
-        page.wait_for_function("() => document.querySelector('.overseer-graph').dataset.layout === 'dot'",
-                               timeout=90_000)
-        assert page.evaluate("() => document.querySelector('.overseer-graph .ov-canvas svg').__ovMark") is None
-        assert count(page, "g[data-job]") == JOBS
-        assert count(page, 'g[data-state="finished"]') == JOBS - 1
-        assert root.locator(f'g[data-job="{HELD}"]').get_attribute("data-state") == "started"
-        assert "ov-selected" in root.locator('g[data-job="job00041"]').get_attribute("class").split()
-        assert not root.locator(".ov-layout-note").is_visible()
-        ARTIFACTS.mkdir(exist_ok=True)
-        root.screenshot(path=str(ARTIFACTS / "big-graph.png"))
+            # Graphviz's layout replaces the picture, coloured with the states sent before it
+            run_cells(page, 1, first=2)
+            page.wait_for_function("() => document.querySelector('.overseer-graph').dataset.layout === 'dot'",
+                                   timeout=90_000)
+            assert page.evaluate("() => document.querySelector('.overseer-graph .ov-canvas svg').__ovMark") is None
+            assert count(page, "g[data-job]") == JOBS
+            assert count(page, 'g[data-state="finished"]') == JOBS - 1
+            assert root.locator(f'g[data-job="{HELD}"]').get_attribute("data-state") == "started"
+            assert "ov-selected" in root.locator('g[data-job="job00041"]').get_attribute("class").split()
+            assert not root.locator(".ov-layout-note").is_visible()
+            ARTIFACTS.mkdir(exist_ok=True)
+            root.screenshot(path=str(ARTIFACTS / "big-graph.png"))
 
-        # a change after the new picture reaches it, on the same <svg>
-        page.evaluate("() => { document.querySelector('.overseer-graph .ov-canvas svg').__ovMark = 'dot'; }")
-        run_cells(page, 1, first=3)
-        wait_count(page, 'g[data-state="finished"]', JOBS)
-        page.wait_for_function(
-            "() => document.querySelector('.overseer-graph .ov-progress').textContent.includes('10000 / 10000')")
-        assert page.evaluate("() => document.querySelector('.overseer-graph .ov-canvas svg').__ovMark") == "dot"
+            # a change after the new picture reaches it, on the same <svg>
+            page.evaluate("() => { document.querySelector('.overseer-graph .ov-canvas svg').__ovMark = 'dot'; }")
+            run_cells(page, 1, first=3)
+            wait_count(page, 'g[data-state="finished"]', JOBS)
+            page.wait_for_function(
+                "() => document.querySelector('.overseer-graph .ov-progress').textContent.includes('10000 / 10000')")
+            assert page.evaluate("() => document.querySelector('.overseer-graph .ov-canvas svg').__ovMark") == "dot"
 
-        # a second view: its 10,000 states arrive in one snapshot and are applied at once
-        page.evaluate(WATCH, [1, JOBS])
-        run_cells(page, 1, first=4)
-        report["second_view"] = timings(page)
-        page.wait_for_function("() => window.__ovTimes.finished !== undefined", timeout=60_000)
-        t = page.evaluate("() => window.__ovTimes")
-        report["second_view"]["view_to_all_states_s"] = (t["finished"] - t["view"]) / 1000
-        assert count(page, 'g[data-state="finished"]', nth=1) == JOBS
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "big-graph-error.png"), full_page=True)
-        raise
+            # a second view: its 10,000 states arrive in one snapshot and are applied at once
+            page.evaluate(WATCH, [1, JOBS])
+            run_cells(page, 1, first=4)
+            report["second_view"] = timings(page)
+            page.wait_for_function("() => window.__ovTimes.finished !== undefined", timeout=60_000)
+            t = page.evaluate("() => window.__ovTimes")
+            report["second_view"]["view_to_all_states_s"] = (t["finished"] - t["view"]) / 1000
+            assert count(page, 'g[data-state="finished"]', nth=1) == JOBS
     finally:
-        page.close()
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "big-graph-timings.json").write_text(json.dumps(report, indent=2))
         print("big graph timings:", json.dumps(report))

@@ -10,7 +10,18 @@ are those of tests/test_browser.py; a screenshot goes to test-artifacts/.
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, browser, rgb, run_cells, server, wait_fill, wait_states  # noqa: F401 - fixtures
+from test_browser import (  # noqa: F401 - fixtures
+    ARTIFACTS,
+    browser,
+    new_page,
+    notebook_of,
+    open_notebook,
+    rgb,
+    run_cells,
+    server,
+    wait_fill,
+    wait_states,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -32,19 +43,12 @@ SECOND = "again = ov.run(graph, handlers, executor=ov.ThreadExecutor(), journal=
 
 
 def test_cached_jobs_have_their_colour_and_say_where_they_came_from(server, browser):  # noqa: F811
-    import nbformat
-
     from overseer_nb.display import STATE_STYLE
 
     name = "cache.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in [SETUP, SECOND, "again.wait(30)"]])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, server.root / name)
-    page = browser.new_page()
-    try:
-        page.goto(f"{server.base}/lab/tree/{name}?token={server.token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor", timeout=60_000)
-        server.wait_kernel_ready(name)
+    notebook_of(server.root / name, [SETUP, SECOND, "again.wait(30)"])
+    with new_page(browser, "cached") as page:
+        open_notebook(page, server, name)
         run_cells(page, 3)
         wait_states(page, dict.fromkeys(["load", "clean", "total"], "cached"), timeout=60)
         for job in ("load", "clean", "total"):
@@ -59,9 +63,3 @@ def test_cached_jobs_have_their_colour_and_say_where_they_came_from(server, brow
         assert why.text_content().startswith("cached from run ")
         ARTIFACTS.mkdir(exist_ok=True)
         root.screenshot(path=str(ARTIFACTS / "cached.png"))
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "cached-error.png"), full_page=True)
-        raise
-    finally:
-        page.close()

@@ -13,7 +13,17 @@ screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, browser, rgb, run_cells, server, wait_fill, wait_states  # noqa: F401 - fixtures
+from test_browser import (  # noqa: F401 - fixtures
+    ARTIFACTS,
+    browser,
+    notebook_of,
+    open_notebook,
+    rgb,
+    run_cells,
+    server,
+    wait_fill,
+    wait_states,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.cluster]
 
@@ -42,19 +52,13 @@ STOP = "ov.stop_cluster()"
 
 
 def test_a_mapped_type_in_jupyterlab_on_a_cluster(server, browser):  # noqa: F811 - the imported fixtures
-    import nbformat
-
     from overseer_nb.display import STATE_STYLE
 
     name = "mapped.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in [SETUP, START, WAIT, FIX, STOP]])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, server.root / name)
+    notebook_of(server.root / name, [SETUP, START, WAIT, FIX, STOP])
     page = browser.new_page()
     try:
-        page.goto(f"{server.base}/lab/tree/{name}?token={server.token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor", timeout=60_000)
-        server.wait_kernel_ready(name)
+        open_notebook(page, server, name)
         run_cells(page, 3)
 
         # one node for the mapped type: its state, its item count and its bar
