@@ -17,11 +17,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_widget import spied_widget
 
 import overseer_nb as ov
 from overseer_nb.display import STATE_STYLE, render
 from overseer_nb.display.layered import MAX_COLUMNS, layered_svg, widest_depth
-from overseer_nb.display.widget import BIG_JOBS, RunWidget, pending_bundle, static_bundle
+from overseer_nb.display.widget import BIG_JOBS, pending_bundle, static_bundle
 from overseer_nb.machine import Step
 
 if shutil.which("dot") is None:
@@ -44,15 +45,7 @@ def layers(n: int, width: int = 40) -> dict[str, list[str]]:
 def widget_of(graph: dict | ov.JobGraph):
     g = ov.JobGraph(graph)
     run = ov.Run(g, {job: (lambda job: None) for job in g}, ov.ThreadExecutor())
-    widget = RunWidget(run, interval=0.05)
-    sent: list[dict] = []
-    original = widget._send
-
-    def spy(msg, buffers=None):
-        sent.append(msg)
-        return original(msg, buffers)
-
-    widget._send = spy
+    widget, sent = spied_widget(run)
     return run, widget, sent
 
 

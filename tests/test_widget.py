@@ -38,19 +38,25 @@ def start(graph: dict, fail=(), sleep=0.0, interval=0.05, **kw):
     handlers = {job: make(job) for job in graph}
     g = ov.JobGraph(graph)
     run = ov.Run(g, handlers, ov.ThreadExecutor(workers=kw.pop("workers", 2)))
+    widget, sent = spied_widget(run, interval)
+    run._widget = widget
+    return run.start(), widget, sent, handlers
+
+
+def spied_widget(run, interval=0.05):
+    """A widget of ``run`` and the list of every message it sends (all go through its ``_send``)."""
     from overseer_nb.display.widget import RunWidget
 
     widget = RunWidget(run, interval=interval)
     sent: list[dict] = []
     original = widget._send
 
-    def spy(msg, buffers=None):  # every comm message the widget sends goes through _send
+    def spy(msg, buffers=None):
         sent.append(msg)
         return original(msg, buffers)
 
     widget._send = spy
-    run._widget = widget
-    return run.start(), widget, sent, handlers
+    return widget, sent
 
 
 def settle(run, widget, timeout=10.0):

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_widget import _click, _replies, settle
+from test_widget import _click, _replies, settle, spied_widget
 
 import overseer_nb as ov
 from overseer_nb.display import STATE_STYLE, graph_dot, layered_svg, render
@@ -48,18 +48,8 @@ def sweep(n: int = 6, fail=(), delay: float = 0.0):
 
 def start(graph=SWEEP, handlers=None, interval=0.05, workers=2):
     """A ThreadExecutor run of ``graph`` and its widget (made before anything runs), and what the widget sends."""
-    from overseer_nb.display.widget import RunWidget
-
     run = ov.Run(ov.JobGraph(graph), handlers, ov.ThreadExecutor(workers=workers))
-    widget = RunWidget(run, interval=interval)
-    sent: list[dict] = []
-    original = widget._send
-
-    def spy(msg, buffers=None):
-        sent.append(msg)
-        return original(msg, buffers)
-
-    widget._send = spy
+    widget, sent = spied_widget(run, interval)
     run._widget = widget
     return run.start(), widget, sent
 
