@@ -218,3 +218,51 @@ def test_max_parallel_holds_for_jobs_sent_ahead(client, tmp_path):
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "two train items ran at once"
     assert run.results["post"] == list(range(6))
     assert ahead, "no post item was sent ahead of its train item"
+
+
+def test_a_child_sent_ahead_moves_to_the_engine_that_holds_its_big_input(client, tmp_path):
+    """Both children of a 200 MiB result run where it was made and read it from memory there: one that
+    started on the other engine while the file was still being written is sent again to the holder."""
+    def make(job):
+        import numpy
+
+        return numpy.full(25 * 2**20, 2.0)
+
+    def total(job):
+        import os
+
+        return float(job.inputs["make"].sum()), os.getpid()
+
+    graph = {"make": [], "left": ["make"], "right": ["make"]}
+    pids = dict(zip(client.ids, client[:].apply_sync(os.getpid), strict=True))
+    run = ov.run(graph, {"make": make, "left": total, "right": total}, cluster=client, journal=False,
+                 store=str(tmp_path / "store")).wait(120)
+    assert run.succeeded, run.summary()
+    maker = pids[run.jobs["make"].engine]
+    assert run.results["left"] == run.results["right"] == (2.0 * 25 * 2**20, maker)
+    for job in ("left", "right"):  # a move keeps the attempt that went back, which ran no handler
+        assert [a.outcome for a in run.jobs[job].attempts][-1] == "finished"
+        assert all(a.error.ename == "Fenced" for a in run.jobs[job].attempts[:-1])
+
+
+def test_nothing_is_sent_ahead_while_the_engines_have_enough_to_do(client, tmp_path):
+    """Twenty ready roots keep both engines busy: their children wait in the kernel, as without eager dispatch."""
+    graph = {**{f"root{i}": [] for i in range(20)}, **{f"child{i}": [f"root{i}"] for i in range(20)}}
+    handlers = dict.fromkeys(graph, lambda job: time.sleep(0.02))
+    run = ov.run(graph, handlers, cluster=client, journal=False, store=str(tmp_path / "store"))
+    early = set()  # children seen out while their root had not finished
+    while not run.done:
+        out, statuses = run.machine.out, run.statuses
+        early |= {k for k in out if k.startswith("child") and statuses.get("root" + k[5:]) != "finished"}
+        time.sleep(0.002)
+    run.wait(60)
+    assert run.succeeded, run.summary()
+    # only near the end, with fewer than twice the engines' jobs left to start, may one go ahead
+    assert len(early) <= 4, sorted(early)
+    assert not any(run.jobs[j].stored for j in graph if j.startswith("root") and j[4:] not in {c[5:] for c in early})
+
+
+def test_eager_must_be_true_or_false_and_nothing_starts_otherwise():
+    with pytest.raises(ov.OptionError, match=r"eager must be True or False, got 'yes'"):
+        ov.run({"a": []}, {"a": lambda job: 1}, executor=ov.ThreadExecutor(), journal=False, eager="yes")
+    assert not ov.Run.in_progress()
